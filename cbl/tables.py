@@ -96,7 +96,17 @@ class Notes:
         for (seed, subset), rs in seen.items():
             if len(rs) > 1 and seed is not None:
                 paths = ", ".join(f"`{r.path}`" for r in rs)
-                self.lines.append(f"{label}: {len(rs)} runs with seed {seed} (subset seed {subset}), all averaged: {paths}")
+                self.lines.append(
+                    f"{label}: {len(rs)} runs with seed {seed} (subset seed {subset}), all averaged: {paths}"
+                )
+
+    def left_out(self, runs: list[Run], mine: list[Run], table: str) -> None:
+        kept = {id(r) for r in mine}
+        other = [r for r in runs if id(r) not in kept and r.status == "finished"]
+        if other:
+            self.lines.append(
+                f"{len(other)} finished run(s) of other datasets or methods are not in {table} (see --table methods)"
+            )
 
     def missing_metric(self, metric: str, runs: Iterable[Run]) -> None:
         for r in runs:
@@ -108,10 +118,10 @@ def _describe_runs(runs: list[Run]) -> str:
     def values(get: Callable[[Run], object]) -> str:
         return ", ".join(sorted({str(get(r)) for r in runs if get(r) is not None})) or "?"
 
-    return (
-        f"{len(runs)} finished runs: model {values(lambda r: r.model)}, epochs {values(lambda r: r.config.get('epochs'))}, "
-        f"commit {values(lambda r: r.metrics.get('git_commit'))}."
-    )
+    # mixed models / epochs / commits in one table show up here instead of being averaged unnoticed
+    models, epochs = values(lambda r: r.model), values(lambda r: r.config.get("epochs"))
+    commits = values(lambda r: r.metrics.get("git_commit"))
+    return f"{len(runs)} finished runs: model {models}, epochs {epochs}, commit {commits}."
 
 
 def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list[Run]]:
@@ -154,10 +164,7 @@ def build_table2(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table2
     finished runs the table uses."""
     notes = Notes()
     mine = [r for r in runs if _cifar_name(r.dataset) and is_paper_method(r)]
-    if len(mine) < len(runs):
-        other = [r for r in runs if r not in mine and r.status == "finished"]
-        if other:
-            notes.lines.append(f"{len(other)} finished runs of other datasets or methods are not in Table 2 (see --table methods)")
+    notes.left_out(runs, mine, "Table 2")
     done = _finished(mine, metric, notes)
     order = [paper_row.dataset for paper_row in paper.table2()]
     rows = []
@@ -240,9 +247,7 @@ def _paper_table3_row(model, loss, beta, gamma, input_size) -> paper.Table3Row |
 def build_table3(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table3Result], Notes, list[Run]]:
     notes = Notes()
     mine = [r for r in runs if r.dataset in paper.TABLE3_DATASETS and is_paper_method(r)]
-    other = [r for r in runs if r not in mine and r.status == "finished"]
-    if other:
-        notes.lines.append(f"{len(other)} finished runs of other datasets or methods are not in Table 3 (see --table methods)")
+    notes.left_out(runs, mine, "Table 3")
     done = _finished(mine, metric, notes)
     groups = _group(done, lambda r: (str(r.model), *loss_key(r), r.beta, r.input_size))
     rows = []
@@ -252,9 +257,11 @@ def build_table3(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table3
             sub = [r for r in rs if r.dataset == d]
             notes.duplicate_seeds(f"{model} {fmt_config(loss, beta, gamma)} {size} {d}", sub)
             results[d] = (_stat(sub, metric), _stat(sub, "top5_err"))
-        rows.append(Table3Result(model, loss, beta, gamma, size, results, _paper_table3_row(model, loss, beta, gamma, size)))
-    order = paper.table3()
-    rows.sort(key=lambda t: (order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta, str(t.gamma), str(t.input_size)))
+        ref = _paper_table3_row(model, loss, beta, gamma, size)
+        rows.append(Table3Result(model, loss, beta, gamma, size, results, ref))
+    order = paper.table3()  # the paper's rows in its order, then ours beyond the paper
+    rows.sort(key=lambda t: (order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta, str(t.gamma),
+                             str(t.input_size)))  # fmt: skip
     return rows, notes, done
 
 
@@ -303,7 +310,9 @@ class MethodsResult:
 def build_methods(runs: list[Run], metric: str = "top1_err") -> tuple[list[MethodsResult], Notes, list[Run]]:
     notes = Notes()
     done = _finished(runs, metric, notes)
-    key = lambda r: (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma)  # noqa: E731
+    def key(r: Run) -> tuple:
+        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma)
+
     rows = []
     for k, rs in _group(done, key).items():
         notes.duplicate_seeds(" ".join(map(str, k)), rs)

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", required=True, help="folder searched recursively for run directories")
     p.add_argument("--table", required=True, choices=list(BUILDERS), help="which table")
-    p.add_argument("--metric", default="top1_err", choices=list(METRICS), help="top-1 number (default: last epoch, as the paper)")
+    p.add_argument("--metric", default="top1_err", choices=list(METRICS),
+                   help="the top-1 number: top1_err (last epoch, as in the paper; default) or best_top1_err")  # fmt: skip
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--readme", help="replace the marked section of this Markdown file")
     p.add_argument("--marker", help="section name in the --readme markers (default: table2, table3 or methods)")

@@ -173,3 +173,18 @@ def test_table3_matches_paper_rows(tmp_path):
     md, _ = make_table("3", find_runs(root))
     assert "| ResNet-152 | CB Focal | 0.999 | 0.5 | 320 | ours | — | — | 31.50 ± 0.71 (n=2), Δ +0.55 | 14.25 ± 0.35 (n=2), Δ +0.71 |" in md
     assert "| ResNet-50 | Softmax | - | - | 224 | ours | — | — | — | — | 24.00, Δ +0.08 | 7.00, Δ −0.03 |" in md
+
+
+def test_notes_flag_duplicate_seeds_mixed_epochs_and_missing_errors(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root / "a", seed=0, top1=29.0)
+    write_run(root / "a_rerun", seed=0, top1=30.0)  # the same configuration and seed twice
+    write_run(root / "long", seed=1, top1=28.0, epochs=200)
+    nan_run = write_run(root / "nan", seed=2)
+    (nan_run / "metrics.json").write_text((nan_run / "metrics.json").read_text().replace('"top1_err": 30.0', '"top1_err": NaN'))
+    md, used = make_table("2", find_runs(root))
+    assert len(used) == 3
+    assert "CIFAR-10 IF 100 softmax γ=-: 2 runs with seed 0 (subset seed 0), all averaged" in md
+    assert "3 finished runs: model resnet32, epochs 200, 3, commit abc1234." in md
+    assert f"`{nan_run}` finished without a finite top1_err; left out" in md
+    assert f"{statistics.mean([29.0, 30.0, 28.0]):.2f} ± {statistics.stdev([29.0, 30.0, 28.0]):.2f} (n=3)" in md
