@@ -1,0 +1,263 @@
+"""Find and read run directories: the one place that knows the on-disk format of a training run.
+
+A run directory holds `metrics.json` (written by `cbl.train` at the end of a run or when it fails) and
+`metrics.jsonl` (one JSON object per finished epoch).  Status of a run:
+
+    finished    metrics.json with status "finished"
+    failed      metrics.json with status "failed" (its `error` is the one-line reason), or any other status
+    incomplete  metrics.jsonl or config.yaml but no metrics.json: preempted, killed, or still running
+
+Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
+
+Public API: `find_runs(root) -> list[Run]`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
+`is_paper_method(run)`, `PAPER_LOSSES`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
+PAPER_LOSSES = ("softmax", "sigmoid", "focal")
+
+
+class RunsError(Exception):
+    """A one-line, user-facing problem with the run directories (missing root, unreadable JSON, ...)."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation (n - 1 denominator; 0 when n = 1) of one cell's values."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def summarize(values: Iterable[float | None]) -> Stat | None:
+    """Stat of the non-None values; None when there are none."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return Stat(mean, std, len(xs))
+
+
+def _natural_key(path: Path) -> list:
+    # Hydra numbers sweep jobs 0, 1, ..., 299: sort "10" after "9", not after "1"
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunsError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise RunsError(f"cannot read {path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_history(path: Path) -> list[dict]:
+    """The per-epoch records of a metrics.jsonl, one per epoch, sorted by epoch.
+
+    A last line without its newline is a write cut short by preemption and is dropped; any other bad line is
+    an error.  A resumed run may log an epoch twice; the later line wins.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunsError(f"cannot read {path}: {e}") from None
+    lines = text.split("\n")
+    by_epoch: dict[int, dict] = {}
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            epoch = int(rec["epoch"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            if i == len(lines) - 1:  # unterminated last line: the writer was killed mid-line
+                break
+            raise RunsError(f"cannot read {path} line {i + 1}: {e}") from None
+        by_epoch[epoch] = rec
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory.  `metrics` is the parsed metrics.json ({} for an incomplete run)."""
+
+    path: Path
+    status: str  # "finished", "failed" or "incomplete"
+    metrics: dict[str, Any] = field(repr=False)
+    error: str | None  # the failure reason of a failed run, else None
+    last_epoch: int | None  # the last epoch that finished, None when none is known
+
+    # ------------------------------------------------------------------ the run's configuration
+    @property
+    def config(self) -> dict[str, Any]:
+        """`metrics.json["run"]`: dataset, imbalance_factor, model, input_size, loss, beta, gamma, ..."""
+        run = self.metrics.get("run")
+        return run if isinstance(run, dict) else {}
+
+    @property
+    def dataset(self) -> str | None:
+        return self.config.get("dataset")
+
+    @property
+    def imbalance_factor(self) -> int | float | None:
+        v = self.config.get("imbalance_factor")
+        # 100.0 and 100 are the same dataset; keep ints so tables print "100"
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+    @property
+    def model(self) -> str | None:
+        return self.config.get("model")
+
+    @property
+    def input_size(self) -> int | None:
+        return self.config.get("input_size")
+
+    @property
+    def loss(self) -> str | None:
+        return self.config.get("loss")
+
+    @property
+    def beta(self) -> float:
+        """Class-balancing beta; 0 (also when absent) means no class balancing."""
+        return float(self.config.get("beta") or 0.0)
+
+    @property
+    def gamma(self) -> float | None:
+        """Focal gamma; None for losses other than focal, where a recorded gamma has no effect."""
+        if self.loss != "focal":
+            return None
+        return float(self.config.get("gamma") or 0.0)
+
+    @property
+    def method(self) -> str | None:
+        """The method label for rows beyond the paper; defaults to the loss name."""
+        return self.config.get("method") or self.loss
+
+    @property
+    def seed(self) -> int | None:
+        return self.metrics.get("seed")
+
+    # ------------------------------------------------------------------ results
+    def value(self, name: str) -> float | None:
+        """A numeric top-level metric (e.g. "top1_err", "best_top1_err"), None when absent or not finite."""
+        v = self.metrics.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        return float(v)
+
+    def shot(self, group: str) -> float | None:
+        """Accuracy on the "many" / "medium" / "few" shot classes (None when the group is empty)."""
+        shots = self.metrics.get("shot_acc") or {}
+        v = shots.get(group) if isinstance(shots, dict) else None
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def history(self) -> list[dict]:
+        """Per-epoch records from metrics.jsonl ([] when there is none)."""
+        path = self.path / "metrics.jsonl"
+        return read_history(path) if path.is_file() else []
+
+    @property
+    def reason(self) -> str:
+        """One line saying why the run is not in a table ("" for a finished run)."""
+        if self.status == "finished":
+            return ""
+        if self.status == "failed":
+            return f"failed: {self.error or 'no reason recorded'}"
+        if self.last_epoch is None:
+            return "incomplete: no metrics.json, no epoch logged"
+        return f"incomplete: no metrics.json, last epoch {self.last_epoch}"
+
+    @property
+    def overrides(self) -> list[str] | None:
+        """Hydra's command-line overrides (.hydra/overrides.yaml) when present: what to relaunch."""
+        path = self.path / ".hydra" / "overrides.yaml"
+        if not path.is_file():
+            return None
+        import yaml  # only needed here; keeps `import cbl.runs` light
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None  # informational only; a damaged file must not stop a summary
+        return [str(x) for x in data] if isinstance(data, list) else None
+
+    def describe(self) -> str:
+        """A short label of the configuration, e.g. "cifar10_lt IF 100 resnet32 focal beta=0.9999 gamma=1 seed 0"."""
+        if not self.config:
+            return ""
+        parts = [str(self.dataset)]
+        if self.imbalance_factor is not None:
+            parts.append(f"IF {self.imbalance_factor}")
+        parts += [str(self.model), str(self.method)]
+        if self.method != self.loss:
+            parts.append(f"({self.loss})")
+        parts.append(f"beta={self.beta:g}")
+        if self.gamma is not None:
+            parts.append(f"gamma={self.gamma:g}")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return " ".join(parts)
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """Read one run directory (it must hold metrics.json, metrics.jsonl or config.yaml)."""
+    path = Path(path)
+    metrics_file, history_file = path / "metrics.json", path / "metrics.jsonl"
+    if not metrics_file.is_file():
+        last = read_history(history_file)[-1:] if history_file.is_file() else []
+        return Run(path, "incomplete", {}, None, int(last[0]["epoch"]) if last else None)
+    metrics = _read_json(metrics_file)
+    status, error = metrics.get("status"), metrics.get("error")
+    if status not in ("finished", "failed"):
+        status, error = "failed", f"unexpected status {status!r} in metrics.json"
+    last_epoch = metrics.get("epochs_completed")
+    if not isinstance(last_epoch, int) or isinstance(last_epoch, bool):
+        last = read_history(history_file)[-1:] if history_file.is_file() else []
+        last_epoch = int(last[0]["epoch"]) if last else None
+    return Run(path, status, metrics, str(error) if error is not None else None, last_epoch)
+
+
+def find_runs(root: str | os.PathLike) -> list[Run]:
+    """Every run directory under `root` (root itself included), sorted by path with numbers in numeric order.
+
+    A directory is a run when it holds metrics.json or metrics.jsonl.  A directory that holds only config.yaml
+    (a run killed before its first epoch) counts as an incomplete run unless a run lies below it.  Hidden
+    directories (Hydra's .hydra/) are not searched.  Raises RunsError when root is missing or holds no runs.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise RunsError(f"{root} is not a directory")
+    runs: list[Path] = []
+    config_only: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        names = set(filenames)
+        if "metrics.json" in names or "metrics.jsonl" in names:
+            runs.append(Path(dirpath))
+        elif "config.yaml" in names:
+            config_only.append(Path(dirpath))
+    runs += [c for c in config_only if not any(c in r.parents for r in runs)]
+    if not runs:
+        raise RunsError(f"no run directories with metrics.json under {root}")
+    return [read_run(p) for p in sorted(runs, key=_natural_key)]
+
+
+def is_paper_method(run: Run) -> bool:
+    """A run of the paper's own grid (softmax / sigmoid / focal, class-balanced by beta), not an extra method."""
+    method = run.config.get("method")
+    return run.loss in PAPER_LOSSES and (method is None or method == run.loss)

@@ -1,0 +1,401 @@
+"""Runs -> the paper's tables, side by side with the published numbers (Cui et al., CVPR 2019).
+
+    Table 2   ResNet-32 on long-tailed CIFAR: top-1 error of softmax / sigmoid / focal (gamma 0.5, 1, 2) without
+              class balancing (beta = 0), and "CB best", the lowest mean error over the class-balanced runs
+              (beta > 0, any loss and gamma) -- at IF 1, where the class-balanced term is 1, over all runs.
+    Table 3   large scale (iNat 2017 / 2018, ILSVRC 2012): top-1 / top-5 per (network, loss, beta, gamma, input).
+    methods   any runs grouped by (dataset, IF, model, method, loss, beta, gamma): top-1, top-5, many/medium/few.
+
+Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
+The paper's numbers come from `cbl.paper`; Δ = ours − paper.  Every builder returns structured data (tested
+against hand-computed values) and a `render_*` turns it into Markdown.
+
+Public API: `build_table2`, `build_table3`, `build_methods`, `render_table2`, `render_table3`,
+`render_methods`, `excluded_section`, `METRICS`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cbl import paper
+from cbl.runs import Run, Stat, is_paper_method, summarize
+
+#: Error metrics a table can report as its top-1 number: the last epoch (what the paper reports) or the best.
+METRICS = {"top1_err": "last epoch", "best_top1_err": "best epoch"}
+DASH = "—"
+MINUS = "−"
+
+_CIFAR = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+LossKey = tuple[str, float | None]  # (loss, focal gamma or None)
+#: Table 2's beta = 0 columns, in the paper's order
+TABLE2_COLUMNS: list[tuple[LossKey, str]] = [
+    (("softmax", None), "Softmax"),
+    (("sigmoid", None), "Sigmoid"),
+    *((("focal", g), f"Focal γ={g:g}") for g in paper.FOCAL_GAMMAS),
+]
+
+
+# ----------------------------------------------------------------------------- formatting
+def fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return DASH
+    return f"{x:.{digits}f}".replace("-", MINUS)
+
+
+def fmt_stat(s: Stat | None) -> str:
+    """"29.10" for one seed, "29.10 ± 0.31 (n=3)" for several, "—" for none."""
+    if s is None:
+        return DASH
+    return fmt(s.mean) if s.n == 1 else f"{fmt(s.mean)} ± {fmt(s.std)} (n={s.n})"
+
+
+def fmt_delta(s: Stat | None, ref: float | None) -> str:
+    if s is None or ref is None:
+        return ""
+    return f", Δ {s.mean - ref:+.2f}".replace("-", MINUS)
+
+
+def fmt_param(x: float | None) -> str:
+    """beta / gamma as the paper prints them: "-" when it does not apply (None, or beta = 0)."""
+    return "-" if not x else f"{x:g}"
+
+
+def _cifar_name(dataset: str | None) -> str | None:
+    return _CIFAR.get((dataset or "").removesuffix("_lt"))
+
+
+def loss_key(run: Run) -> LossKey:
+    # focal with gamma = 0 is exactly the sigmoid loss, so it belongs in the sigmoid column
+    if run.loss == "focal" and run.gamma == 0.0:
+        return ("sigmoid", None)
+    return (str(run.loss), run.gamma)
+
+
+def fmt_config(loss: str, beta: float | None, gamma: float | None) -> str:
+    return f"{loss}, β={fmt_param(beta)}, γ={fmt_param(gamma)}"
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+# ----------------------------------------------------------------------------- notes shared by all tables
+@dataclass
+class Notes:
+    """Things a reader of the table should know: runs left out, duplicate seeds, what the runs were."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def duplicate_seeds(self, label: str, runs: list[Run]) -> None:
+        seen: dict[tuple, list[Run]] = defaultdict(list)
+        for r in runs:
+            seen[(r.seed, r.metrics.get("subset_seed"))].append(r)
+        for (seed, subset), rs in seen.items():
+            if len(rs) > 1 and seed is not None:
+                paths = ", ".join(f"`{r.path}`" for r in rs)
+                self.lines.append(
+                    f"{label}: {len(rs)} runs with seed {seed} (subset seed {subset}), all averaged: {paths}"
+                )
+
+    def left_out(self, runs: list[Run], mine: list[Run], table: str) -> None:
+        kept = {id(r) for r in mine}
+        other = [r for r in runs if id(r) not in kept and r.status == "finished"]
+        if other:
+            self.lines.append(
+                f"{len(other)} finished run(s) of other datasets or methods are not in {table} (see --table methods)"
+            )
+
+    def missing_metric(self, metric: str, runs: Iterable[Run]) -> None:
+        for r in runs:
+            if r.value(metric) is None:
+                self.lines.append(f"`{r.path}` finished without a finite {metric}; left out")
+
+
+def _describe_runs(runs: list[Run]) -> str:
+    def values(get: Callable[[Run], object]) -> str:
+        return ", ".join(sorted({str(get(r)) for r in runs if get(r) is not None})) or "?"
+
+    # mixed models / epochs / commits in one table show up here instead of being averaged unnoticed
+    models, epochs = values(lambda r: r.model), values(lambda r: r.config.get("epochs"))
+    commits = values(lambda r: r.metrics.get("git_commit"))
+    return f"{len(runs)} finished runs: model {models}, epochs {epochs}, commit {commits}."
+
+
+def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list[Run]]:
+    out: dict[tuple, list[Run]] = defaultdict(list)
+    for r in runs:
+        out[key(r)].append(r)
+    return out
+
+
+def _finished(runs: Iterable[Run], metric: str, notes: Notes) -> list[Run]:
+    done = [r for r in runs if r.status == "finished"]
+    notes.missing_metric(metric, done)
+    return [r for r in done if r.value(metric) is not None]
+
+
+def _stat(runs: list[Run], metric: str) -> Stat | None:
+    return summarize(r.value(metric) for r in runs)
+
+
+# ----------------------------------------------------------------------------- Table 2
+@dataclass
+class CBBest:
+    stat: Stat
+    loss: str
+    beta: float
+    gamma: float | None
+
+
+@dataclass
+class Table2Result:
+    dataset: str  # "cifar10" / "cifar100"
+    imbalance_factor: int
+    baselines: dict[LossKey, Stat | None]  # beta = 0, one per TABLE2_COLUMNS entry
+    cb_best: CBBest | None
+    paper: paper.Table2Row | None
+
+
+def build_table2(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table2Result], Notes, list[Run]]:
+    """Table 2 rows for the (dataset, IF) pairs present in `runs`, in the paper's order; also the notes and the
+    finished runs the table uses."""
+    notes = Notes()
+    mine = [r for r in runs if _cifar_name(r.dataset) and is_paper_method(r)]
+    notes.left_out(runs, mine, "Table 2")
+    done = _finished(mine, metric, notes)
+    order = [paper_row.dataset for paper_row in paper.table2()]
+    rows = []
+    by_cell = _group(done, lambda r: (r.dataset.removesuffix("_lt"), r.imbalance_factor))
+    for dataset, imb in sorted(by_cell, key=lambda k: (order.index(k[0]), -(k[1] or 0))):
+        cell_runs = by_cell[dataset, imb]
+        label = f"{_CIFAR[dataset]} IF {imb}"
+        baselines = {}
+        plain = _group([r for r in cell_runs if r.beta == 0.0], loss_key)
+        for key, _ in TABLE2_COLUMNS:
+            baselines[key] = _stat(plain.get(key, []), metric)
+            notes.duplicate_seeds(f"{label} {key[0]} γ={fmt_param(key[1])}", plain.get(key, []))
+        unplaced = [r for k, rs in plain.items() if k not in baselines for r in rs]
+        # at IF 1 every class has the same count, so the CB term is 1 and every run is a candidate
+        candidates = cell_runs if imb == 1 else [r for r in cell_runs if r.beta > 0.0]
+        if imb != 1 and unplaced:
+            notes.lines.append(f"{label}: {len(unplaced)} runs with β=0 fit no column (e.g. {unplaced[0].describe()})")
+        groups = _group(candidates, lambda r: (*loss_key(r), r.beta))
+        best = None
+        for (loss, gamma, beta), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            notes.duplicate_seeds(f"{label} {fmt_config(loss, beta, gamma)}", rs)
+            s = _stat(rs, metric)
+            if best is None or s.mean < best.stat.mean:
+                best = CBBest(s, loss, beta, gamma)
+        rows.append(Table2Result(dataset, imb, baselines, best, paper.table2_row(dataset, imb)))
+    return rows, notes, done
+
+
+def render_table2(rows: list[Table2Result], metric: str = "top1_err") -> str:
+    head = ["dataset", "IF", ""] + [name for _, name in TABLE2_COLUMNS] + ["CB best", "CB loss, β, γ"]
+    lines = [
+        f"**Table 2.** ResNet-32 on long-tailed CIFAR, top-1 test error (%) at the {METRICS[metric]}"
+        + ("" if metric == "top1_err" else " (the paper reports the last epoch)") + ".",
+        "",
+        _row(head),
+        _row(["---"] * len(head)),
+    ]  # fmt: skip
+    for r in rows:
+        p = r.paper
+        ours = [_CIFAR[r.dataset], str(r.imbalance_factor), "ours"]
+        theirs = ["", "", "paper"]
+        for key, _ in TABLE2_COLUMNS:
+            ref = None if p is None else {"softmax": p.softmax, "sigmoid": p.sigmoid}.get(key[0], p.focal.get(key[1]))
+            ours.append(fmt_stat(r.baselines[key]) + fmt_delta(r.baselines[key], ref))
+            theirs.append(fmt(ref))
+        b = r.cb_best
+        ours += [DASH, DASH] if b is None else [
+            fmt_stat(b.stat) + fmt_delta(b.stat, p and p.cb_best), fmt_config(b.loss, b.beta, b.gamma)
+        ]  # fmt: skip
+        theirs += [DASH, DASH] if p is None else [fmt(p.cb_best), fmt_config(p.cb_loss, p.cb_beta, p.cb_gamma)]
+        lines += [_row(ours), _row(theirs)]
+    lines += [
+        "",
+        "ours: mean ± std over seeds (n = number of seeds; a single value is one seed); Δ = ours − paper. "
+        "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ), at IF 1 (class-balanced "
+        "term 1) over all runs; like the paper's, it is the best of several configurations, so it is optimistic.",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- Table 3
+@dataclass
+class Table3Result:
+    model: str
+    loss: str
+    beta: float
+    gamma: float | None
+    input_size: int | None
+    results: dict[str, tuple[Stat | None, Stat | None]]  # dataset -> (top-1, top-5)
+    paper: paper.Table3Row | None
+
+
+def _paper_table3_row(model, loss, beta, gamma, input_size) -> paper.Table3Row | None:
+    for p in paper.table3():
+        if (p.model, p.loss_type, p.beta or 0.0, p.gamma, p.input_size) == (model, loss, beta, gamma, input_size):
+            return p
+    return None
+
+
+def build_table3(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table3Result], Notes, list[Run]]:
+    notes = Notes()
+    mine = [r for r in runs if r.dataset in paper.TABLE3_DATASETS and is_paper_method(r)]
+    notes.left_out(runs, mine, "Table 3")
+    done = _finished(mine, metric, notes)
+    groups = _group(done, lambda r: (str(r.model), *loss_key(r), r.beta, r.input_size))
+    rows = []
+    for (model, loss, gamma, beta, size), rs in groups.items():
+        results = {}
+        for d in paper.TABLE3_DATASETS:
+            sub = [r for r in rs if r.dataset == d]
+            notes.duplicate_seeds(f"{model} {fmt_config(loss, beta, gamma)} {size} {d}", sub)
+            results[d] = (_stat(sub, metric), _stat(sub, "top5_err"))
+        ref = _paper_table3_row(model, loss, beta, gamma, size)
+        rows.append(Table3Result(model, loss, beta, gamma, size, results, ref))
+    order = paper.table3()  # the paper's rows in its order, then ours beyond the paper
+    rows.sort(key=lambda t: (order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta, str(t.gamma),
+                             str(t.input_size)))  # fmt: skip
+    return rows, notes, done
+
+
+def render_table3(rows: list[Table3Result], metric: str = "top1_err") -> str:
+    names = {"inat2017": "iNat2017", "inat2018": "iNat2018", "ilsvrc2012": "ILSVRC2012"}
+    head = ["network", "loss", "β", "γ", "input", ""]
+    for d in paper.TABLE3_DATASETS:
+        head += [f"{names[d]} top-1", "top-5"]
+    lines = [
+        f"**Table 3.** Large-scale validation error (%), top-1 at the {METRICS[metric]}, top-5 at the last epoch.",
+        "",
+        _row(head),
+        _row(["---"] * len(head)),
+    ]
+    for r in rows:
+        network = r.paper.network if r.paper else r.model
+        label = r.paper.loss if r.paper else ("CB " if r.beta > 0 else "") + r.loss.capitalize()
+        ours = [network, label, fmt_param(r.beta), fmt_param(r.gamma), str(r.input_size), "ours"]
+        theirs = ["", "", "", "", "", "paper"]
+        for d in paper.TABLE3_DATASETS:
+            ref = r.paper.results[d] if r.paper else (None, None)
+            for k in (0, 1):
+                ours.append(fmt_stat(r.results[d][k]) + fmt_delta(r.results[d][k], ref[k]))
+                theirs.append(fmt(ref[k]))
+        lines += [_row(ours), _row(theirs)]
+    lines += ["", "ours: mean ± std over seeds (n = number of seeds; a single value is one seed); Δ = ours − paper."]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- generic comparison
+@dataclass
+class MethodsResult:
+    dataset: str
+    imbalance_factor: int | float | None
+    model: str
+    method: str
+    loss: str
+    beta: float
+    gamma: float | None
+    top1: Stat | None
+    top5: Stat | None
+    shots: dict[str, Stat | None]  # "many" / "medium" / "few" accuracy
+    seeds: list
+
+
+def build_methods(runs: list[Run], metric: str = "top1_err") -> tuple[list[MethodsResult], Notes, list[Run]]:
+    notes = Notes()
+    done = _finished(runs, metric, notes)
+    def key(r: Run) -> tuple:
+        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma)
+
+    rows = []
+    for k, rs in _group(done, key).items():
+        notes.duplicate_seeds(" ".join(map(str, k)), rs)
+        shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
+        seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
+        rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds))
+    rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.method, m.loss, m.beta, m.gamma or 0.0))
+    return rows, notes, done
+
+
+def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
+    head = ["dataset", "IF", "model", "method", "loss", "β", "γ", "top-1 err", "top-5 err", "many acc", "medium acc",
+            "few acc", "seeds"]  # fmt: skip
+
+    def cell(s: Stat | None, n: int) -> str:
+        # n is in the seeds column; repeat it only where a cell has fewer values (an empty shot group)
+        if s is None:
+            return DASH
+        return fmt(s.mean) + ("" if s.n == 1 else f" ± {fmt(s.std)}") + ("" if s.n == n else f" (n={s.n})")
+
+    lines = [
+        f"**Comparison.** Top-1 / top-5 error (%), top-1 at the {METRICS[metric]}; accuracy (%) on the many / medium /"
+        " few-shot classes.",
+        "",
+        _row(head),
+        _row(["---"] * len(head)),
+    ]
+    for m in rows:
+        n = len(m.seeds)
+        lines.append(_row([
+            m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method, m.loss,
+            fmt_param(m.beta), fmt_param(m.gamma), cell(m.top1, n), cell(m.top5, n),
+            *(cell(m.shots[g], n) for g in ("many", "medium", "few")),
+            f"{n} ({', '.join(map(str, m.seeds))})",
+        ]))  # fmt: skip
+    lines += ["", "mean ± std over seeds (sample std); seeds: number of runs (their seeds)."]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- runs left out
+def excluded_section(runs: list[Run], limit: int = 20) -> str:
+    """Markdown list of the failed / incomplete runs and why; "" when there are none."""
+    bad = [r for r in runs if r.status != "finished"]
+    if not bad:
+        return ""
+    failed = sum(r.status == "failed" for r in bad)
+    lines = [f"**Not in the table:** {failed} failed, {len(bad) - failed} incomplete run(s):", ""]
+    lines += [f"- `{r.path}`: {r.reason}" for r in bad[:limit]]
+    if len(bad) > limit:
+        lines.append(f"- … and {len(bad) - limit} more (python scripts/sweep_summary.py lists them all)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- one call per table
+BUILDERS = {
+    "2": (build_table2, render_table2),
+    "3": (build_table3, render_table3),
+    "methods": (build_methods, render_methods),
+}
+
+
+class TableError(Exception):
+    """A one-line reason why no table can be made (e.g. no finished runs for it)."""
+
+
+def make_table(kind: str, runs: list[Run], metric: str = "top1_err") -> tuple[str, list[Run]]:
+    """Markdown for table `kind` ("2", "3" or "methods"): the table, notes, the runs it used, and the failed /
+    incomplete runs.  Returns (markdown, finished runs used).  Raises TableError when no finished run fits."""
+    if kind not in BUILDERS:
+        raise TableError(f"unknown table {kind!r} (choose from {', '.join(BUILDERS)})")
+    if metric not in METRICS:
+        raise TableError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
+    build, render = BUILDERS[kind]
+    rows, notes, used = build(runs, metric)
+    if not rows:
+        bad = sum(r.status != "finished" for r in runs)
+        what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": ""}[kind]
+        raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
+                         f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
+    parts = [render(rows, metric), _describe_runs(used)]
+    if notes.lines:
+        parts.append("\n".join(["Notes:", ""] + [f"- {line}" for line in notes.lines]))
+    excluded = excluded_section(runs)
+    if excluded:
+        parts.append(excluded)
+    return "\n\n".join(parts), used

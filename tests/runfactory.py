@@ -1,0 +1,115 @@
+"""Write synthetic run directories in the exact on-disk format of cbl.train (metrics.json, metrics.jsonl,
+config.yaml), for the tests of cbl.runs, cbl.tables, cbl.figures and the scripts.  Written from the format
+description, not from cbl.runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def cifar_counts(n_max: int, classes: int, imbalance_factor: float) -> list[int]:
+    return [int(n_max * (1 / imbalance_factor) ** (i / (classes - 1))) for i in range(classes)]
+
+
+def write_run(
+    path: Path,
+    *,
+    top1: float = 30.0,
+    top5: float = 2.0,
+    best: float | None = None,
+    dataset: str = "cifar10_lt",
+    imbalance_factor: float | None = 100,
+    model: str = "resnet32",
+    input_size: int = 32,
+    loss: str = "softmax",
+    beta: float = 0.0,
+    gamma: float = 0.0,
+    method: str | None = None,
+    seed: int = 0,
+    epochs: int = 3,
+    status: str = "finished",
+    error: str | None = None,
+    shots: dict | None = None,
+    samples_per_class: list[int] | None = None,
+    history: bool = True,
+) -> Path:
+    """A finished (or failed) run; every epoch logged to metrics.jsonl."""
+    path.mkdir(parents=True, exist_ok=True)
+    classes = 100 if dataset.startswith("cifar100") else 10
+    if samples_per_class is None:
+        samples_per_class = cifar_counts(500 if classes == 100 else 5000, classes, imbalance_factor or 1)
+    done = epochs if status == "finished" else max(epochs - 1, 0)
+    metrics = {
+        "status": status,
+        "error": error,
+        "top1_err": top1 if status == "finished" else None,
+        "top5_err": top5 if status == "finished" else None,
+        "best_top1_err": top1 - 0.5 if best is None else best,
+        "best_epoch": done,
+        "epochs": epochs,
+        "epochs_completed": done,
+        "per_class_acc": [100.0 - top1] * classes,
+        "shot_acc": shots if shots is not None else {"many": 90.0, "medium": 70.0, "few": 40.0},
+        "samples_per_class": samples_per_class,
+        "seed": seed,
+        "subset_seed": 0,
+        "git_commit": "abc1234",
+        "wall_time_s": 12.5,
+        "run": {
+            "dataset": dataset,
+            "imbalance_factor": imbalance_factor,
+            "model": model,
+            "input_size": input_size,
+            "loss": loss,
+            "beta": beta,
+            "gamma": gamma,
+            "epochs": epochs,
+            "batch_size": 128,
+            "method": method or loss,
+        },
+    }
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (path / "config.yaml").write_text(f"loss:\n  name: {loss}\n  beta: {beta}\n")
+    if history:
+        write_history(path, done)
+    return path
+
+
+def write_history(path: Path, epochs: int, truncated_tail: bool = False) -> Path:
+    """metrics.jsonl with epochs 1..epochs: lr 0.1*e, train_loss 3/e, top1_err 90-10e, top5_err 50-5e."""
+    path.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps({"epoch": e, "lr": 0.1 * e, "train_loss": 3.0 / e, "top1_err": 90.0 - 10 * e,
+                    "top5_err": 50.0 - 5 * e, "seconds": 1.0})  # fmt: skip
+        for e in range(1, epochs + 1)
+    ]
+    text = "".join(line + "\n" for line in lines)
+    if truncated_tail:
+        text += '{"epoch": ' + str(epochs + 1) + ', "lr": 0.'  # the writer was killed mid-line
+    (path / "metrics.jsonl").write_text(text)
+    return path
+
+
+def load_script(name: str):
+    """Import scripts/<name>.py as a module (scripts/ is not a package), to call its main() in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"cbl_script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *args: str, cwd: Path | None = None):
+    """Run scripts/<name>.py in a fresh interpreter, as a user would; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent), MPLBACKEND="Agg")
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / f"{name}.py"), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
+    )

@@ -1,0 +1,190 @@
+"""scripts/make_table.py and cbl.tables on synthetic sweeps.  Expected values are derived here by hand
+(statistics.mean / stdev, a hand-written choice of the best configuration), never from cbl's output."""
+
+import datetime
+import statistics
+
+import pytest
+
+from cbl import paper
+from cbl.runs import find_runs
+from cbl.tables import build_methods, build_table2, build_table3, make_table
+from tests.runfactory import load_script, run_script, write_history, write_run
+
+make_table_script = load_script("make_table")
+
+# CIFAR-10 IF 100: (loss, beta, gamma, seed, top1)
+C10_100 = [
+    ("softmax", 0.0, 0.0, 0, 29.0), ("softmax", 0.0, 0.0, 1, 30.0), ("softmax", 0.0, 0.0, 2, 31.5),
+    ("sigmoid", 0.0, 0.0, 0, 28.2), ("focal", 0.0, 0.0, 1, 28.6),  # focal gamma 0 is sigmoid
+    ("focal", 0.0, 1.0, 0, 29.9),
+    ("softmax", 0.9999, 0.0, 0, 26.0), ("softmax", 0.9999, 0.0, 1, 27.0),
+    ("focal", 0.9999, 1.0, 0, 25.0), ("focal", 0.9999, 1.0, 1, 26.2),
+    ("sigmoid", 0.99, 0.0, 0, 25.5),
+]  # fmt: skip
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "table2"
+    i = 0
+    for loss, beta, gamma, seed, top1 in C10_100:
+        write_run(root / str(i), top1=top1, best=top1 - 1.0, loss=loss, beta=beta, gamma=gamma, seed=seed)
+        i += 1
+    # IF 1: the best run overall has beta = 0, and it must win "CB best"
+    write_run(root / "if1a", imbalance_factor=1, loss="softmax", top1=6.0)
+    write_run(root / "if1b", imbalance_factor=1, loss="sigmoid", beta=0.9, top1=6.5)
+    write_run(root / "c100", dataset="cifar100_lt", imbalance_factor=50, loss="softmax", top1=56.0)
+    # never in Table 2: a failed run, an incomplete one, and an extra method with a softmax loss and beta 0
+    write_run(root / "failed", status="failed", error="non-finite loss at epoch 3 step 17", loss="focal", beta=0.9999, gamma=2.0)
+    write_history(root / "preempted", 143)
+    write_run(root / "extra", loss="softmax", method="cb_resample", top1=1.0)
+    return root
+
+
+def test_table2_cells_and_cb_best(sweep):
+    rows, notes, used = build_table2(find_runs(sweep))
+    assert [(r.dataset, r.imbalance_factor) for r in rows] == [("cifar10", 100), ("cifar10", 1), ("cifar100", 50)]
+    c10 = rows[0]
+    softmax = c10.baselines[("softmax", None)]
+    assert softmax.n == 3
+    assert softmax.mean == pytest.approx(statistics.mean([29.0, 30.0, 31.5]))
+    assert softmax.std == pytest.approx(statistics.stdev([29.0, 30.0, 31.5]))
+    sigmoid = c10.baselines[("sigmoid", None)]
+    assert (sigmoid.n, sigmoid.mean) == (2, pytest.approx(statistics.mean([28.2, 28.6])))
+    assert c10.baselines[("focal", 1.0)].mean == 29.9
+    assert c10.baselines[("focal", 0.5)] is None and c10.baselines[("focal", 2.0)] is None
+    # CB candidates by hand: softmax 0.9999 -> 26.5, focal 0.9999 g1 -> 25.6, sigmoid 0.99 -> 25.5
+    candidates = {
+        ("softmax", 0.9999, None): statistics.mean([26.0, 27.0]),
+        ("focal", 0.9999, 1.0): statistics.mean([25.0, 26.2]),
+        ("sigmoid", 0.99, None): 25.5,
+    }
+    best = min(candidates, key=candidates.get)
+    b = c10.cb_best
+    assert (b.loss, b.beta, b.gamma) == best and b.stat.mean == pytest.approx(candidates[best])
+    # IF 1: the CB term is 1, so the best over all runs, beta = 0 included
+    assert (rows[1].cb_best.loss, rows[1].cb_best.beta, rows[1].cb_best.stat.mean) == ("softmax", 0.0, 6.0)
+    assert rows[2].cb_best is None and rows[2].baselines[("softmax", None)].mean == 56.0
+    assert rows[0].paper == paper.table2_row("cifar10", 100)
+    assert len(used) == len(C10_100) + 3
+    assert any("other datasets or methods" in line for line in notes.lines)
+
+
+def test_table2_metric_best_top1(sweep):
+    rows, _, _ = build_table2(find_runs(sweep), metric="best_top1_err")
+    assert rows[0].baselines[("softmax", None)].mean == pytest.approx(statistics.mean([28.0, 29.0, 30.5]))
+
+
+def test_table2_markdown_shows_ours_paper_delta_and_excluded_runs(sweep):
+    md, _ = make_table("2", find_runs(sweep))
+    xs = [29.0, 30.0, 31.5]
+    mean, std = statistics.mean(xs), statistics.stdev(xs)
+    delta = f"{mean - 29.64:+.2f}".replace("-", "−")
+    assert f"| CIFAR-10 | 100 | ours | {mean:.2f} ± {std:.2f} (n=3), Δ {delta} |" in md
+    assert "| 29.64 | 29.55 | 29.77 | 29.62 | 30.41 | 25.43 | focal, β=0.9999, γ=1 |" in md  # paper row
+    assert "sigmoid, β=0.99, γ=-" in md  # our CB best configuration
+    assert "| CIFAR-10 | 1 | ours | 6.00, Δ −0.61 |" in md  # one seed: a plain value; 6.00 - 6.61
+    assert "| CIFAR-100 | 50 | ours | 56.00, Δ −0.15 | — |" in md
+    assert "failed: non-finite loss at epoch 3 step 17" in md
+    assert "preempted`: incomplete: no metrics.json, last epoch 143" in md
+    assert "1 failed, 1 incomplete" in md
+
+
+def test_cli_writes_out_file_and_readme_section_only(sweep, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    before, after = "# cbl\r\n\r\nintro text\n<!-- cbl:table2:start -->\n", "<!-- cbl:table2:end -->\n\n## Citation\n"
+    readme.write_bytes((before + "old table\n" + after).encode())
+    out = tmp_path / "tables" / "table2.md"
+    argv = ["--runs", str(sweep), "--table", "2", "--out", str(out), "--readme", str(readme)]
+    assert make_table_script.main(argv) == 0
+    printed = capsys.readouterr().out
+    text = readme.read_bytes().decode()
+    assert text.startswith(before) and text.endswith(after) and "old table" not in text
+    assert "| CIFAR-10 | 100 | ours |" in text and "| CIFAR-10 | 100 | ours |" in printed
+    today = datetime.date.today().isoformat()
+    assert f"--table 2 --out {out} --readme {readme}` from 17 run directories (14 finished runs in the table) on {today}" in text
+    assert out.read_text().strip() == printed.strip()
+
+
+def test_cli_readme_without_markers_fails_before_writing(sweep, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    out = tmp_path / "t.md"
+    with pytest.raises(SystemExit) as e:
+        make_table_script.main(["--runs", str(sweep), "--table", "2", "--readme", str(readme), "--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "<!-- cbl:table2:start -->" in err
+    assert readme.read_text() == "# no markers\n" and not out.exists()
+
+
+def test_cli_errors_are_one_line_with_exit_status_2(sweep, tmp_path):
+    cases = {
+        ("--runs", str(sweep), "--table", "4"): "invalid choice: '4'",
+        ("--runs", str(tmp_path / "nothing"), "--table", "2"): "is not a directory",
+        ("--runs", str(sweep), "--table", "3"): "no finished iNat / ILSVRC paper-method runs",
+    }
+    (tmp_path / "empty").mkdir()
+    cases[("--runs", str(tmp_path / "empty"), "--table", "2")] = "no run directories with metrics.json under"
+    broken = tmp_path / "broken" / "0"
+    write_run(broken)
+    (broken / "metrics.json").write_text("{not json")
+    cases[("--runs", str(tmp_path / "broken"), "--table", "2")] = f"cannot read {broken / 'metrics.json'}"
+    for args, message in cases.items():
+        p = run_script("make_table", *args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert message in p.stderr and p.stderr.count("\n") == 1, (args, p.stderr)
+        assert p.stdout == ""
+
+
+def test_methods_table_groups_any_runs_and_prints(tmp_path, capsys):
+    root = tmp_path / "demo"
+    write_run(root / "a0", dataset="digits_lt", model="mlp", loss="softmax", seed=0, top1=20.0, shots={"many": 95.0, "medium": 80.0, "few": None})
+    write_run(root / "a1", dataset="digits_lt", model="mlp", loss="softmax", seed=1, top1=22.0, shots={"many": 97.0, "medium": None, "few": None})
+    write_run(root / "b0", dataset="digits_lt", model="mlp", loss="focal", beta=0.999, gamma=1.0, method="cb_focal", seed=0, top1=15.0)
+    write_run(root / "c0", dataset="digits_lt", model="mlp", loss="ldam", method="drw_ldam", seed=0, top1=14.0)
+    rows, _, _ = build_methods(find_runs(root))
+    got = {(r.method, r.loss, r.beta, r.gamma): r for r in rows}
+    assert set(got) == {("softmax", "softmax", 0.0, None), ("cb_focal", "focal", 0.999, 1.0), ("drw_ldam", "ldam", 0.0, None)}
+    soft = got["softmax", "softmax", 0.0, None]
+    assert soft.top1.mean == statistics.mean([20.0, 22.0]) and soft.top1.std == pytest.approx(statistics.stdev([20.0, 22.0]))
+    assert soft.shots["many"].mean == 96.0 and soft.shots["medium"].n == 1 and soft.shots["few"] is None
+    assert soft.seeds == [0, 1]
+    assert make_table_script.main(["--runs", str(root), "--table", "methods"]) == 0
+    out = capsys.readouterr().out
+    assert "| digits_lt | 100 | mlp | softmax | softmax | - | - | 21.00 ± 1.41 | 2.00 ± 0.00 | 96.00 ± 1.41 | 80.00 (n=1) | — | 2 (0, 1) |" in out
+    assert "| cb_focal | focal | 0.999 | 1 | 15.00 |" in out and "| drw_ldam | ldam |" in out
+
+
+def test_table3_matches_paper_rows(tmp_path):
+    root = tmp_path / "table3"
+    for seed, (t1, t5) in enumerate([(31.0, 14.0), (32.0, 14.5)]):
+        write_run(root / f"cb{seed}", dataset="inat2018", imbalance_factor=None, model="resnet152", input_size=320,
+                  loss="focal", beta=0.999, gamma=0.5, seed=seed, top1=t1, top5=t5)  # fmt: skip
+    write_run(root / "sm", dataset="ilsvrc2012", imbalance_factor=None, model="resnet50", input_size=224, loss="softmax", top1=24.0, top5=7.0)
+    rows, _, _ = build_table3(find_runs(root))
+    assert [(r.model, r.loss, r.input_size) for r in rows] == [("resnet50", "softmax", 224), ("resnet152", "focal", 320)]
+    cb = rows[1]
+    assert cb.paper.results["inat2018"] == (30.95, 13.54)
+    assert cb.results["inat2018"][0].mean == statistics.mean([31.0, 32.0])
+    assert cb.results["inat2018"][1].mean == statistics.mean([14.0, 14.5])
+    assert cb.results["inat2017"] == (None, None)
+    md, _ = make_table("3", find_runs(root))
+    assert "| ResNet-152 | CB Focal | 0.999 | 0.5 | 320 | ours | — | — | 31.50 ± 0.71 (n=2), Δ +0.55 | 14.25 ± 0.35 (n=2), Δ +0.71 |" in md
+    assert "| ResNet-50 | Softmax | - | - | 224 | ours | — | — | — | — | 24.00, Δ +0.08 | 7.00, Δ −0.03 |" in md
+
+
+def test_notes_flag_duplicate_seeds_mixed_epochs_and_missing_errors(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root / "a", seed=0, top1=29.0)
+    write_run(root / "a_rerun", seed=0, top1=30.0)  # the same configuration and seed twice
+    write_run(root / "long", seed=1, top1=28.0, epochs=200)
+    nan_run = write_run(root / "nan", seed=2)
+    (nan_run / "metrics.json").write_text((nan_run / "metrics.json").read_text().replace('"top1_err": 30.0', '"top1_err": NaN'))
+    md, used = make_table("2", find_runs(root))
+    assert len(used) == 3
+    assert "CIFAR-10 IF 100 softmax γ=-: 2 runs with seed 0 (subset seed 0), all averaged" in md
+    assert "3 finished runs: model resnet32, epochs 200, 3, commit abc1234." in md
+    assert f"`{nan_run}` finished without a finite top1_err; left out" in md
+    assert f"{statistics.mean([29.0, 30.0, 28.0]):.2f} ± {statistics.stdev([29.0, 30.0, 28.0]):.2f} (n=3)" in md

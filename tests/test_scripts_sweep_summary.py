@@ -1,0 +1,47 @@
+"""scripts/sweep_summary.py: counts, the runs that need attention, and the exit status."""
+
+import os
+import time
+
+import pytest
+
+from tests.runfactory import load_script, run_script, write_history, write_run
+
+sweep_summary = load_script("sweep_summary")
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "table2"
+    for i in range(3):
+        write_run(root / str(i), seed=i)
+    write_run(root / "3", status="failed", error="non-finite loss at epoch 3 step 17", loss="focal", beta=0.9999, gamma=2.0, epochs=4)
+    write_history(root / "4", 143, truncated_tail=True)
+    hydra = root / "4" / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text("- loss=focal\n- loss.beta=0.999\n- seed=2\n")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(root / "4" / "metrics.jsonl", (two_hours_ago, two_hours_ago))
+    return root
+
+
+def test_counts_failed_and_incomplete_runs(sweep, capsys):
+    assert sweep_summary.main([str(sweep)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{sweep}: 5 runs: 3 finished, 1 failed, 1 incomplete"
+    assert "  3: non-finite loss at epoch 3 step 17 (after epoch 3)" in out
+    assert "      cifar10_lt IF 100 resnet32 focal beta=0.9999 gamma=2 seed 0" in out
+    assert "  4: last epoch 143, last written 2 h ago" in out
+    assert "      overrides: loss=focal loss.beta=0.999 seed=2" in out
+
+
+def test_exit_status_0_when_all_finished_and_2_on_errors(tmp_path):
+    for i in range(2):
+        write_run(tmp_path / "ok" / str(i), seed=i)
+    p = run_script("sweep_summary", str(tmp_path / "ok"))
+    assert p.returncode == 0 and p.stdout.strip() == f"{tmp_path / 'ok'}: 2 runs: 2 finished, 0 failed, 0 incomplete"
+    (tmp_path / "empty").mkdir()
+    p = run_script("sweep_summary", str(tmp_path / "empty"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run directories" in p.stderr
+    write_history(tmp_path / "ok" / "2", 3)
+    assert run_script("sweep_summary", str(tmp_path / "ok")).returncode == 1
