@@ -5,7 +5,8 @@ A run directory holds `metrics.json` (written by `cbl.train` at the end of a run
 
     finished    metrics.json with status "finished"
     failed      metrics.json with status "failed" (its `error` is the one-line reason), or any other status
-    incomplete  metrics.jsonl or config.yaml but no metrics.json: preempted, killed, or still running
+    incomplete  metrics.json with status "interrupted" (SIGTERM / Ctrl-C: resume=true continues it), or
+                metrics.jsonl or config.yaml but no metrics.json: preempted, killed, or still running
 
 Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
 
@@ -223,7 +224,9 @@ def read_run(path: str | os.PathLike) -> Run:
         return Run(path, "incomplete", {}, None, int(last[0]["epoch"]) if last else None)
     metrics = _read_json(metrics_file)
     status, error = metrics.get("status"), metrics.get("error")
-    if status not in ("finished", "failed"):
+    if status == "interrupted":
+        status = "incomplete"
+    elif status not in ("finished", "failed"):
         status, error = "failed", f"unexpected status {status!r} in metrics.json"
     last_epoch = metrics.get("epochs_completed")
     if not isinstance(last_epoch, int) or isinstance(last_epoch, bool):

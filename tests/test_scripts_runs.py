@@ -73,6 +73,15 @@ def test_unknown_status_counts_as_failed(tmp_path):
     assert run.status == "failed" and "unexpected status 'running'" in run.error
 
 
+def test_interrupted_run_is_incomplete_with_its_reason(tmp_path):
+    run_dir = write_run(tmp_path / "r", status="failed", error="Preempted: stopped by SIGTERM", epochs=5)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    m["status"] = "interrupted"
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+    (run,) = find_runs(tmp_path)
+    assert run.status == "incomplete" and run.error == "Preempted: stopped by SIGTERM" and run.last_epoch == 4
+
+
 def test_run_fields(tmp_path):
     write_run(tmp_path / "a", loss="softmax", gamma=2.0, beta=0.999, imbalance_factor=100.0, seed=3)
     write_run(tmp_path / "b", loss="focal", gamma=0.5, method="cb_resample")
