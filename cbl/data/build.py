@@ -27,6 +27,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cbl.data.arrays import ArraySplit, check_labels
@@ -79,13 +80,8 @@ class DataBundle:
 
 
 def _as_dict(cfg) -> dict:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # omegaconf is a dependency, but a plain dict must work without it
-        pass
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(cfg, Mapping):
         raise ValueError(f"dataset config must be a mapping (dict or DictConfig); got {type(cfg).__name__}")
     return dict(cfg)
@@ -144,6 +140,51 @@ def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str]:
     return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}"
 
 
+def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+    loader = _choice(cfg, "loader", ("tensor", "torch"), "tensor")
+    split, extra = _load_arrays(name, cfg)  # ArraySplit has checked the label range
+    h, w, channels = split.image_shape
+    size = _get(cfg, "input_size", h)
+    if size != h or h != w:
+        raise ValueError(f"input_size for {name} must be {h} (its images are {h}x{w}); got {size!r}")
+    digits = name == "digits_lt"
+    mean = _get(cfg, "mean", [128.0] if digits else list(CIFAR_MEAN))
+    std = _get(cfg, "std", [128.0] if digits else list(CIFAR_STD))
+    pad = _get(cfg, "pad", 0 if digits else 4)
+    flip = _flag(cfg, "flip", not digits)
+    drop_last = _flag(cfg, "drop_last", False)
+    if loader == "tensor":
+        aug = dict(mean=mean, std=std, **shared)
+        train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last, **aug)
+        test = TensorLoader(split.x_test, split.y_test, eval_batch_size, train=False, **aug)
+    else:
+        train_ds = ArrayDataset(split.x_train, split.y_train, cifar_transform(True, mean, std, size=h, pad=pad, flip=flip))
+        test_ds = ArrayDataset(split.x_test, split.y_test, cifar_transform(False, mean, std))
+        train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, **shared, **torch_opts)
+        test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
+    return train, test, split.samples_per_class, split.class_names, size, channels, extra
+
+
+def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+    _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
+    size = check_input_size(_get(cfg, "input_size", 224))
+    mean, std = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD))
+    root = _get(cfg, "root", "data")
+    train_tf, test_tf = inception_transform(True, size, mean, std), inception_transform(False, size, mean, std)
+    if name == "ilsvrc2012":
+        train_ds, test_ds, counts = ilsvrc2012_splits(root, train_tf, test_tf)
+        names, labels = list(train_ds.classes), [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
+    else:
+        train_ds, test_ds, counts = inaturalist_splits(root, name, train_tf, test_tf)
+        names, labels = train_ds.class_names, [train_ds.labels, test_ds.labels]
+    # the losses run with validate=False in training, so the label range is checked here, once
+    for which, y in zip(("train", "val"), labels):
+        check_labels(f"{name} {which} labels", y, len(y), len(names))
+    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), **shared, **torch_opts)
+    test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
+    return train, test, counts, names, size, 3, f", input {size}, from {root}/"
+
+
 def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1) -> DataBundle:
     """Build the loaders of dataset `cfg.name` (see the module docstring for the config fields).
 
@@ -156,56 +197,13 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     unknown = sorted(set(cfg) - ALLOWED_KEYS[name])
     if unknown:
         raise ValueError(f"dataset config for {name} has unknown or inapplicable keys {unknown}; allowed: {', '.join(sorted(ALLOWED_KEYS[name]))}")
-    device = torch.device(device)
-    shared = dict(seed=seed, device=device, rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
-    drop_last = _flag(cfg, "drop_last", False)
+    shared = dict(seed=seed, device=torch.device(device), rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
     torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
-
-    if name in ARRAY_DATASETS:
-        loader = _choice(cfg, "loader", ("tensor", "torch"), "tensor")
-        split, extra = _load_arrays(name, cfg)
-        h, w, channels = split.image_shape
-        size = _get(cfg, "input_size", h)
-        if size != h or h != w:
-            raise ValueError(f"input_size for {name} must be {h} (its images are {h}x{w}); got {size!r}")
-        digits = name == "digits_lt"
-        mean = _get(cfg, "mean", [128.0] if digits else list(CIFAR_MEAN))
-        std = _get(cfg, "std", [128.0] if digits else list(CIFAR_STD))
-        pad = _get(cfg, "pad", 0 if digits else 4)
-        flip = _flag(cfg, "flip", not digits)
-        if loader == "tensor":
-            aug = dict(mean=mean, std=std, **shared)
-            train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last, **aug)
-            test = TensorLoader(split.x_test, split.y_test, eval_batch_size, train=False, **aug)
-        else:
-            train_tf = cifar_transform(True, mean, std, size=h, pad=pad, flip=flip)
-            train = TorchLoader(ArrayDataset(split.x_train, split.y_train, train_tf), batch_size, train=True, drop_last=drop_last, **shared, **torch_opts)
-            test = TorchLoader(ArrayDataset(split.x_test, split.y_test, cifar_transform(False, mean, std)), eval_batch_size, train=False, **shared, **torch_opts)
-        counts, names, n_test = split.samples_per_class, split.class_names, len(split.y_test)
-    else:
-        _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
-        size = check_input_size(_get(cfg, "input_size", 224))
-        mean, std, channels = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD)), 3
-        root = _get(cfg, "root", "data")
-        train_tf, test_tf = inception_transform(True, size, mean, std), inception_transform(False, size, mean, std)
-        if name == "ilsvrc2012":
-            train_ds, test_ds, counts = ilsvrc2012_splits(root, train_tf, test_tf)
-            names = list(train_ds.classes)
-            labels = [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
-        else:
-            train_ds, test_ds, counts = inaturalist_splits(root, name, train_tf, test_tf)
-            names = train_ds.class_names
-            labels = [train_ds.labels, test_ds.labels]
-        # the losses run with validate=False in training, so the label range is checked here, once
-        for which, y in zip(("train", "val"), labels):
-            check_labels(f"{name} {which} labels", y, len(y), len(names))
-        train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, **shared, **torch_opts)
-        test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
-        n_test, extra = len(test_ds), f", input {size}"
-
+    make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
+    train, test, counts, names, size, channels, extra = make(name, cfg, batch_size, eval_batch_size, shared, torch_opts)
     if min(counts) < 1:
         log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
                     name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())
-    _announce(describe_counts(name, counts, n_test, extra), rank)
+    _announce(describe_counts(name, counts, test.num_samples, extra), rank)
     return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name)
