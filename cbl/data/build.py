@@ -1,0 +1,209 @@
+"""`build_data`: one dataset config node -> train/test loaders + the class counts n_i of the CB weights.
+
+Dataset config fields (configs/dataset/<name>.yaml; absent fields take the defaults below):
+  name                one of DATASET_NAMES
+  root                data folder ("data")
+  loader              "tensor" (whole uint8 dataset on the device, tensor-op augmentation; CIFAR / digits)
+                      or "torch" (DataLoader + per-image torchvision transforms; every dataset)
+  num_workers, pin_memory (null = when the device is CUDA), persistent_workers, prefetch_factor: torch loader
+  input_size          CIFAR 32, digits 8, iNaturalist / ILSVRC 224 or 320
+  mean, std           per-channel normalisation in uint8 units, (x - mean) / std; null = the dataset default
+                      (CIFAR/digits 128, i.e. the authors' x / 128 - 1; ImageNet statistics for the others)
+  drop_last           drop the last partial training batch (false)
+  channels_last       yield channels_last tensors (false)
+  CIFAR / digits only: imbalance_factor, n_max (null = 5000 / 500 / 120), subset_seed (which images the
+                      long-tailed subset keeps; 0), pad (4 / 0), flip (true / false)
+  CIFAR only:         download (fetch the archive when absent; false), npz (a prepared .npz instead; null)
+  digits only:        test_per_class (50)
+The training `seed` drives order and augmentation only; `subset_seed` alone picks the long-tailed subset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from cbl.data.arrays import ArraySplit, check_labels
+from cbl.data.cifar import load_cifar_lt
+from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
+from cbl.data.imagenet import ilsvrc2012_splits
+from cbl.data.inaturalist import inaturalist_splits
+from cbl.data.tensor_loader import TensorLoader
+from cbl.data.torch_loader import ArrayDataset, TorchLoader
+from cbl.data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, check_input_size, cifar_transform, inception_transform
+
+log = logging.getLogger("cbl.data")
+
+DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012", "digits_lt")
+ARRAY_DATASETS = ("cifar10_lt", "cifar100_lt", "digits_lt")
+
+_COMMON = {"name", "root", "loader", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
+           "input_size", "mean", "std", "drop_last", "channels_last"}
+_LONG_TAIL = {"imbalance_factor", "n_max", "subset_seed", "pad", "flip"}
+ALLOWED_KEYS = {
+    "cifar10_lt": _COMMON | _LONG_TAIL | {"download", "npz"},
+    "cifar100_lt": _COMMON | _LONG_TAIL | {"download", "npz"},
+    "digits_lt": _COMMON | _LONG_TAIL | {"test_per_class"},
+    "inat2017": _COMMON,
+    "inat2018": _COMMON,
+    "ilsvrc2012": _COMMON,
+}
+
+
+class Loader(Protocol):
+    """What the training loop relies on: both TensorLoader and TorchLoader satisfy it."""
+
+    num_samples: int
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
+    def __len__(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass
+class DataBundle:
+    train: Loader  # (x, y) on the device, augmented, sharded by rank; set_epoch(e) before each epoch
+    test: Loader  # every test example exactly once over all ranks, no augmentation
+    samples_per_class: list[int]  # training-set counts n_i, from the whole training set
+    num_classes: int
+    class_names: list[str]
+    input_size: int
+    in_channels: int
+    name: str = ""
+
+
+def _as_dict(cfg) -> dict:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"dataset config must be a mapping (dict or DictConfig); got {type(cfg).__name__}")
+    return dict(cfg)
+
+
+def _get(cfg: dict, key: str, default):
+    """cfg[key], with an absent key and an explicit null both meaning "the default"."""
+    value = cfg.get(key)
+    return default if value is None else value
+
+
+def _flag(cfg: dict, key: str, default: bool) -> bool:
+    value = _get(cfg, key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"dataset.{key} must be true or false; got {value!r}")
+    return value
+
+
+def _choice(cfg: dict, key: str, allowed: tuple, default):
+    value = _get(cfg, key, default)
+    if value not in allowed:
+        raise ValueError(f"dataset.{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def describe_counts(name: str, counts: list[int], n_test: int, extra: str = "") -> str:
+    """One line: sizes, imbalance and the per-class training counts (all of them up to 100 classes)."""
+    c = np.asarray(counts)
+    shown = c.tolist() if len(c) <= 100 else f"{c[:5].tolist()} ... {c[-5:].tolist()}"
+    ratio = f"{c.max() / c.min():.1f}" if c.min() > 0 else "inf"
+    return (f"[data] {name}: {len(c)} classes, {int(c.sum())} train / {n_test} test images{extra}; "
+            f"per-class train counts (max/min = {ratio}, min {c.min()}, median {int(np.median(c))}, max {c.max()}): {shown}")
+
+
+def _announce(line: str, rank: int) -> None:
+    if rank != 0:
+        return
+    # logged when logging is configured (Hydra sends it to console and file), printed otherwise
+    if log.isEnabledFor(logging.INFO) and log.hasHandlers():
+        log.info(line)
+    else:
+        print(line, flush=True)
+
+
+def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str]:
+    subset_seed = _get(cfg, "subset_seed", 0)
+    if name == "digits_lt":
+        imbalance_factor = _get(cfg, "imbalance_factor", 10.0)
+        split = load_digits_lt(imbalance_factor, subset_seed, _get(cfg, "n_max", DIGITS_N_MAX),
+                               _get(cfg, "test_per_class", DIGITS_TEST_PER_CLASS))
+    else:
+        imbalance_factor = _get(cfg, "imbalance_factor", 100.0)
+        split = load_cifar_lt(name.removesuffix("_lt"), _get(cfg, "root", "data"), imbalance_factor, subset_seed,
+                              download=_flag(cfg, "download", False), npz=cfg.get("npz"), n_max=cfg.get("n_max"))
+    source = "scikit-learn load_digits" if name == "digits_lt" else (cfg.get("npz") or f"{_get(cfg, 'root', 'data')}/")
+    return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}"
+
+
+def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+    loader = _choice(cfg, "loader", ("tensor", "torch"), "tensor")
+    split, extra = _load_arrays(name, cfg)  # ArraySplit has checked the label range
+    h, w, channels = split.image_shape
+    size = _get(cfg, "input_size", h)
+    if size != h or h != w:
+        raise ValueError(f"input_size for {name} must be {h} (its images are {h}x{w}); got {size!r}")
+    digits = name == "digits_lt"
+    mean = _get(cfg, "mean", [128.0] if digits else list(CIFAR_MEAN))
+    std = _get(cfg, "std", [128.0] if digits else list(CIFAR_STD))
+    pad = _get(cfg, "pad", 0 if digits else 4)
+    flip = _flag(cfg, "flip", not digits)
+    drop_last = _flag(cfg, "drop_last", False)
+    if loader == "tensor":
+        aug = dict(mean=mean, std=std, **shared)
+        train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last, **aug)
+        test = TensorLoader(split.x_test, split.y_test, eval_batch_size, train=False, **aug)
+    else:
+        train_ds = ArrayDataset(split.x_train, split.y_train, cifar_transform(True, mean, std, size=h, pad=pad, flip=flip))
+        test_ds = ArrayDataset(split.x_test, split.y_test, cifar_transform(False, mean, std))
+        train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, **shared, **torch_opts)
+        test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
+    return train, test, split.samples_per_class, split.class_names, size, channels, extra
+
+
+def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+    _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
+    size = check_input_size(_get(cfg, "input_size", 224))
+    mean, std = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD))
+    root = _get(cfg, "root", "data")
+    train_tf, test_tf = inception_transform(True, size, mean, std), inception_transform(False, size, mean, std)
+    if name == "ilsvrc2012":
+        train_ds, test_ds, counts = ilsvrc2012_splits(root, train_tf, test_tf)
+        names, labels = list(train_ds.classes), [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
+    else:
+        train_ds, test_ds, counts = inaturalist_splits(root, name, train_tf, test_tf)
+        names, labels = train_ds.class_names, [train_ds.labels, test_ds.labels]
+    # the losses run with validate=False in training, so the label range is checked here, once
+    for which, y in zip(("train", "val"), labels):
+        check_labels(f"{name} {which} labels", y, len(y), len(names))
+    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), **shared, **torch_opts)
+    test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
+    return train, test, counts, names, size, 3, f", input {size}, from {root}/"
+
+
+def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1) -> DataBundle:
+    """Build the loaders of dataset `cfg.name` (see the module docstring for the config fields).
+
+    batch_size / eval_batch_size are GLOBAL batches; each of the world_size ranks yields its 1/world_size share.
+    """
+    cfg = _as_dict(cfg)
+    name = cfg.get("name")
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    unknown = sorted(set(cfg) - ALLOWED_KEYS[name])
+    if unknown:
+        raise ValueError(f"dataset config for {name} has unknown or inapplicable keys {unknown}; allowed: {', '.join(sorted(ALLOWED_KEYS[name]))}")
+    shared = dict(seed=seed, device=torch.device(device), rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
+    torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
+                      persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
+    make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
+    train, test, counts, names, size, channels, extra = make(name, cfg, batch_size, eval_batch_size, shared, torch_opts)
+    if min(counts) < 1:
+        log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
+                    name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())
+    _announce(describe_counts(name, counts, test.num_samples, extra), rank)
+    return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name)

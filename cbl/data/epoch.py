@@ -1,0 +1,61 @@
+"""The epoch plan shared by both loaders: order, batches and distributed shards as pure functions.
+
+* Randomness of epoch e under training seed s comes from one CPU `torch.Generator` seeded with
+  `SeedSequence([s, e])` (so (s, e) = (0, 1) and (1, 0) do not collide, as they would with s + e).  A CPU
+  generator gives the same numbers on every machine and device; results are moved to the device after.
+* Batches are GLOBAL: batch k covers positions [k*B, (k+1)*B) of the epoch order, B = `batch_size`.
+* With world_size R, rank r takes positions r, r+R, r+2R, ... of every global batch, so each rank gets
+  B/R samples and the union over ranks of batch k is exactly the single-process batch k.  Every rank has
+  the same number of batches (DDP needs the ranks in step).
+* B must be divisible by R, so every full batch gives each rank B/R samples.
+* Training without drop_last keeps the last partial batch, except, under R > 1, when it has fewer than R
+  samples (some rank would get an empty batch): then it is dropped on every rank, so all ranks keep the
+  same number of batches.  Evaluation sees every sample exactly once, never pads or drops; a rank that
+  has no sample in the last partial batch skips it (evaluation needs no lock-step between ranks).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+
+def check_nonneg_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """CPU generator for epoch `epoch` of a run with training seed `seed`."""
+    s = np.random.SeedSequence([check_nonneg_int("seed", seed), check_nonneg_int("epoch", epoch)])
+    return torch.Generator().manual_seed(int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
+
+def check_sharding(batch_size, rank, world_size) -> tuple[int, int, int]:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1 (the global batch over all ranks); got {batch_size!r}")
+    if isinstance(world_size, bool) or not isinstance(world_size, numbers.Integral) or world_size < 1:
+        raise ValueError(f"world_size must be an integer >= 1; got {world_size!r}")
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an integer in [0, {world_size}); got {rank!r}")
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} is the global batch and must be divisible by world_size {world_size}")
+    return int(batch_size), int(rank), int(world_size)
+
+
+def num_batches(n: int, batch_size: int, *, train: bool, drop_last: bool, rank: int = 0, world_size: int = 1) -> int:
+    """Batches this rank yields per epoch (in training the same on every rank)."""
+    full, rest = divmod(n, batch_size)
+    if not train:
+        return full + (rest > rank)
+    if drop_last or rest < world_size:  # rest < R: the partial batch cannot give every rank a sample
+        return full
+    return full + 1
+
+
+def rank_slice(k: int, n: int, batch_size: int, rank: int, world_size: int) -> slice:
+    """Positions of the epoch order that rank `rank` gets for global batch k."""
+    return slice(k * batch_size + rank, min((k + 1) * batch_size, n), world_size)
