@@ -1,0 +1,193 @@
+"""Config checks that run before any work starts, and the helpers that name and compare runs.
+
+`check(cfg)` raises `ConfigError` (a ValueError) with one line naming the key, the value and what is allowed:
+beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / optimizer names,
+epochs / batch size / lr <= 0, an unsupported input size, or a key that no config file defines (a typo
+added with `+key=value`; Hydra itself rejects typos in plain `key=value` overrides).
+
+The keys each config group allows are read from the YAML files of that group under configs/, so the check
+and the configs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cbl.criterion import LOSS_NAMES
+from cbl.data import DATASET_NAMES
+from cbl.losses import check_beta, check_gamma
+from cbl.models import MODEL_NAMES, MODEL_OPTIONS
+from cbl.optim import OPTIMIZER_NAMES, check_schedule
+from cbl.tracking import WANDB_MODES
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+GROUPS = ("dataset", "model", "loss", "optim")
+PRECISIONS = ("fp32", "bf16")
+#: input sizes each dataset supports (the large-scale ones: the two resolutions of Table 3)
+INPUT_SIZES = {
+    "cifar10_lt": (32,), "cifar100_lt": (32,), "digits_lt": (8,),
+    "inat2017": (224, 320), "inat2018": (224, 320), "ilsvrc2012": (224, 320),
+}
+#: keys that change how a run executes or reports, not what it computes: a run may resume with them changed
+RUNTIME_KEYS = (
+    "resume", "device", "progress", "wandb", "name", "output_dir", "keep_checkpoints", "loss_check_every",
+    "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
+    "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
+)
+
+
+class ConfigError(ValueError):
+    """A config value or key that is not allowed; the message is one line a user can act on."""
+
+
+# ----------------------------------------------------------------------------- run directory names
+def dirname_or_default(override_dirname: str) -> str:
+    """Hydra's override_dirname (sorted 'key=value' pairs) names the run; no overrides -> 'default'."""
+    return override_dirname or "default"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("cbl_dirname"):
+        OmegaConf.register_new_resolver("cbl_dirname", dirname_or_default)
+
+
+register_resolvers()
+
+
+# ----------------------------------------------------------------------------- checks
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _positive_int(cfg: Mapping, key: str, path: str) -> None:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        _fail(path, value, "must be an integer > 0")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@lru_cache(maxsize=None)
+def group_keys(group: str) -> dict[str, frozenset[str]]:
+    """{option name: keys its YAML file defines} for a config group."""
+    keys = {}
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        node = OmegaConf.load(path)
+        keys[path.stem] = frozenset(k for k in node.keys() if k != "defaults")
+    return keys
+
+
+@lru_cache(maxsize=None)
+def top_level_keys() -> frozenset[str]:
+    node = OmegaConf.load(CONFIG_DIR / "train.yaml")
+    return frozenset(k for k in node.keys() if k not in ("defaults", "hydra")) | frozenset(GROUPS)
+
+
+def _check_keys(cfg: DictConfig) -> None:
+    for key in cfg.keys():
+        if key not in top_level_keys():
+            _fail(str(key), cfg[key], f"no config defines the key {key!r}; known keys: {', '.join(sorted(top_level_keys()))}")
+    for group in GROUPS:
+        name = cfg[group].get("name")
+        options = group_keys(group)
+        # the option's own file defines the keys; a renamed option falls back to the union of the group
+        allowed = options.get(name) or frozenset().union(*options.values())
+        for key in cfg[group].keys():
+            if key not in allowed:
+                _fail(f"{group}.{key}", cfg[group][key], f"not a {group} key; {group} {name!r} has {', '.join(sorted(allowed))}")
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first value that is not allowed (before any data is read)."""
+    _check_keys(cfg)
+    ds, model, loss, optim = cfg.dataset, cfg.model, cfg.loss, cfg.optim
+
+    if ds.name not in DATASET_NAMES:
+        _fail("dataset.name", ds.name, f"choose one of {', '.join(DATASET_NAMES)}")
+    if "imbalance_factor" in ds:
+        imb = ds.imbalance_factor
+        if not _number(imb) or not 1 <= imb < float("inf"):
+            _fail("dataset.imbalance_factor", imb, "must be a number >= 1 (1 = the balanced dataset)")
+    if ds.get("input_size") not in INPUT_SIZES[ds.name]:
+        _fail("dataset.input_size", ds.get("input_size"), f"{ds.name} supports {' or '.join(map(str, INPUT_SIZES[ds.name]))}")
+    if "subset_seed" in ds and (isinstance(ds.subset_seed, bool) or not isinstance(ds.subset_seed, int) or ds.subset_seed < 0):
+        _fail("dataset.subset_seed", ds.subset_seed, "must be an integer >= 0")
+
+    if model.name not in MODEL_NAMES:
+        _fail("model.name", model.name, f"choose one of {', '.join(MODEL_NAMES)}")
+    for key in model:
+        if key != "name" and key not in MODEL_OPTIONS[model.name]:
+            _fail(f"model.{key}", model[key], f"model {model.name!r} takes {', '.join(MODEL_OPTIONS[model.name]) or 'no options'}")
+
+    if loss.name not in LOSS_NAMES:
+        _fail("loss.name", loss.name, f"choose one of {', '.join(LOSS_NAMES)}")
+    for key, checker in (("beta", check_beta), ("gamma", check_gamma)):
+        try:
+            checker(loss[key])
+        except ValueError as e:
+            _fail(f"loss.{key}", loss[key], str(e).split(";")[0])
+    if loss.gamma != 0 and loss.name != "focal":
+        _fail("loss.gamma", loss.gamma, f"gamma applies only to loss=focal (this run uses loss={loss.name}); leave it 0")
+
+    if optim.name not in OPTIMIZER_NAMES:
+        _fail("optim.name", optim.name, f"choose one of {', '.join(OPTIMIZER_NAMES)}")
+    for key in ("epochs", "batch_size", "reference_batch"):
+        _positive_int(optim, key, f"optim.{key}")
+    if not _number(optim.lr) or not 0 < optim.lr < float("inf"):
+        _fail("optim.lr", optim.lr, "must be a number > 0")
+    if not _number(optim.momentum) or not 0 <= optim.momentum < 1:
+        _fail("optim.momentum", optim.momentum, "must be a number in [0, 1)")
+    if not _number(optim.weight_decay) or optim.weight_decay < 0:
+        _fail("optim.weight_decay", optim.weight_decay, "must be a number >= 0")
+    if optim.decay_fc_bias not in (True, False, "auto"):
+        _fail("optim.decay_fc_bias", optim.decay_fc_bias, "must be true, false or auto")
+    try:
+        check_schedule(1, optim.warmup_epochs, list(optim.milestones), list(optim.factors))
+    except ValueError as e:
+        raise ConfigError(f"optim schedule (warmup_epochs={optim.warmup_epochs}, milestones={list(optim.milestones)}, "
+                          f"factors={list(optim.factors)}) is not allowed: {e}") from None
+
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        _fail("seed", cfg.seed, "must be an integer >= 0")
+    if cfg.precision not in PRECISIONS:
+        _fail("precision", cfg.precision, f"choose one of {', '.join(PRECISIONS)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(cfg.device)):
+        _fail("device", cfg.device, "choose auto, cpu, cuda or cuda:<index>")
+    for key in ("eval_every", "eval_batch_size", "keep_checkpoints", "loss_check_every"):
+        _positive_int(cfg, key, key)
+    if cfg.wandb.mode not in WANDB_MODES:
+        _fail("wandb.mode", cfg.wandb.mode, f"choose one of {', '.join(WANDB_MODES)}")
+
+
+# ----------------------------------------------------------------------------- resume compatibility
+def comparable(plain_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config without RUNTIME_KEYS: what must match for a checkpoint to be resumed."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in plain_cfg.items()}
+    for dotted in RUNTIME_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
+
+
+def first_difference(old: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """(dotted key, old value, new value) of the first difference between two plain configs, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            found = first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if old == new else (prefix.rstrip("."), old, new)

@@ -1,0 +1,101 @@
+"""The inner loops: one training epoch (SGD on the class-balanced loss) and one evaluation pass
+(top-1 / top-5 error and per-class accuracy on the balanced test set).
+
+The training loop keeps per-step losses on the device and reads them back every `check_every` steps, so
+on a GPU the host does not wait for every step; a non-finite loss is still caught within that window and
+stops the run (the model of the last checkpoint is intact, since checkpoints are written at epoch ends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from cbl.faults import maybe_kill
+from cbl.metrics import EvalAccumulator
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    epoch: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    check_every: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """One pass over `loader`; the scheduler steps once per optimizer step (per-step warm-up)."""
+    model.train()
+    steps = len(loader)
+    losses = torch.zeros(max(steps, 1), device=device)
+    checked = 0
+    start = time.perf_counter()
+    bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(bar):
+        with autocast(device, amp_dtype):
+            loss = criterion(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses[step] = loss.detach()
+        maybe_kill("step")
+        if (step + 1) % check_every == 0 or step + 1 == steps:
+            window = losses[checked : step + 1]
+            finite = torch.isfinite(window)
+            if not bool(finite.all()):
+                bad = checked + int((~finite).nonzero()[0])
+                raise DivergenceError(
+                    f"non-finite training loss ({losses[bad].item()}) at epoch {epoch}, step {bad + 1}/{steps}; "
+                    f"lower optim.lr or check the data"
+                )
+            checked = step + 1
+            if progress:
+                bar.set_postfix(loss=f"{window.mean().item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.4g}")
+    return {
+        "train_loss": losses[:steps].mean().item() if steps else math.nan,
+        "lr": optimizer.param_groups[0]["lr"],
+        "steps": steps,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    num_classes: int,
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes)."""
+    model.eval()
+    acc = EvalAccumulator(num_classes, ks=(1, 5))
+    for images, labels in loader:
+        with autocast(device, amp_dtype):
+            logits = model(images)
+        acc.update(logits.float(), labels)
+    acc.all_reduce()
+    return acc.compute()

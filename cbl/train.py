@@ -1,0 +1,395 @@
+"""Training entrypoint: `python -m cbl.train [group=option ...] [key=value ...]`, also under `torchrun`.
+
+Composes dataset x model x loss x optim from configs/ (Hydra), trains with the class-balanced loss of
+Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
+
+    config.yaml        the resolved config
+    metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, seconds
+    metrics.json       at the end: last-epoch and best errors, per-class and many/medium/few-shot accuracy,
+                       samples_per_class, seed, git commit, wall time (status "failed" + error on failure)
+    checkpoints/       epoch_NNNN.pt, the newest two; `resume=true` continues from the newest valid one
+    wandb/             the wandb run (offline by default)
+
+Examples:
+    python -m cbl.train dataset=cifar100_lt dataset.imbalance_factor=50 loss=focal loss.beta=0.99 loss.gamma=0.5
+    python -m cbl.train -m loss=focal loss.beta=0.9,0.99,0.999,0.9999 loss.gamma=0.5,1.0,2.0
+    python -m cbl.train sweep=table2_focal                # a whole column block of Table 2
+    torchrun --nproc_per_node=8 -m cbl.train experiment=table3 dataset=inat2018
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from cbl import config as cbl_config
+from cbl.checkpoint import CorruptCheckpointError, atomic_write_text, list_checkpoints, load_latest_checkpoint, save_checkpoint
+from cbl.criterion import build_criterion, head_type, method_label
+from cbl.data import build_data
+from cbl.distributed import DistEnv, barrier, cleanup_distributed, setup_distributed
+from cbl.engine import DivergenceError, evaluate, train_one_epoch
+from cbl.faults import maybe_kill
+from cbl.metrics import shot_accuracy
+from cbl.models import build_model, use_sync_batchnorm
+from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
+from cbl.tracking import Tracker
+
+log = logging.getLogger("cbl.train")
+
+#: errors a user can fix (bad config, missing data, divergence): one line, no traceback, in a single run
+USER_ERRORS = (ValueError, FileNotFoundError, DivergenceError, CorruptCheckpointError)
+
+
+class Preempted(RuntimeError):
+    """SIGTERM (a cluster scheduler's preemption notice): stop cleanly; `resume=true` continues."""
+
+
+def _on_sigterm(signum, frame):
+    raise Preempted("stopped by SIGTERM; the last checkpoint is kept, run again with resume=true")
+
+
+# ----------------------------------------------------------------------------- small helpers
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        # as plain lists: checkpoints are loaded with weights_only=True, which refuses numpy arrays
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    # rewritten whole (and atomically) each epoch, so it always agrees with the newest checkpoint
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
+    """The fields tables and dashboards group runs by (also wandb's top-level config)."""
+    return {
+        "dataset": cfg.dataset.name,
+        "imbalance_factor": cfg.dataset.get("imbalance_factor"),
+        "num_classes": num_classes,
+        "model": cfg.model.name,
+        "input_size": cfg.dataset.get("input_size"),
+        "loss": cfg.loss.name,
+        "beta": float(cfg.loss.beta),
+        "gamma": float(cfg.loss.gamma),
+        "method": method_label(cfg.loss),
+        "epochs": int(cfg.optim.epochs),
+        "batch_size": int(cfg.optim.batch_size),
+        "seed": int(cfg.seed),
+        "precision": cfg.precision,
+    }
+
+
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class Progress:
+    """What a failed run's metrics.json reports: filled in as the run gets going."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    is_main: bool = True
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train one configuration into `run_dir` and return its final metrics (metrics.json).
+
+    Any failure (a bad config value, missing data, divergence, SIGTERM) is recorded in metrics.json with
+    status "failed" or "interrupted" and a one-line reason, so a sweep's summary can list it; a finished
+    run's metrics.json is never overwritten.
+    """
+    progress = Progress()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        cbl_config.check(cfg)
+        env = setup_distributed(cfg.device, cfg.distributed.backend)
+        progress.is_main = env.is_main
+        return _train(cfg, run_dir, env, progress)
+    except BaseException as e:
+        if progress.is_main:
+            record_failure(cfg, run_dir, e, progress)
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        cleanup_distributed()
+
+
+def record_failure(cfg: DictConfig, run_dir: Path, error: BaseException, progress: Progress) -> None:
+    previous = read_json(run_dir / "metrics.json")
+    if previous and previous.get("status") == "finished":
+        return
+    try:
+        epochs, seed = int(cfg.optim.epochs), int(cfg.seed)
+    except Exception:  # the config itself may be what failed
+        epochs = seed = None
+    write_json(run_dir / "metrics.json", {
+        "status": "interrupted" if isinstance(error, (KeyboardInterrupt, Preempted)) else "failed",
+        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        "epochs": epochs,
+        "epochs_completed": progress.history[-1]["epoch"] if progress.history else 0,
+        "seed": seed,
+        "git_commit": git_commit(),
+        "run": progress.fields,
+    })
+
+
+def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fields = progress.fields
+    fields.update(run_fields(cfg, num_classes=None))
+    finished = read_json(run_dir / "metrics.json")
+    if finished and finished.get("status") == "finished":
+        if cfg.resume:
+            log.info("%s already finished (top-1 error %.2f%%); nothing to do", run_dir, finished["top1_err"])
+            return finished
+        raise cbl_config.ConfigError(
+            f"{run_dir} already holds a finished run; pass resume=true to keep it, or delete the folder to train again"
+        )
+    existing = list_checkpoints(run_dir)
+    if existing and not cfg.resume:
+        raise cbl_config.ConfigError(
+            f"{run_dir} already holds a run stopped after epoch {existing[0][0]}; pass resume=true to continue it, "
+            f"or delete the folder to start over"
+        )
+
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    device = env.device
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.precision]
+    # the top-level channels_last switch covers the batches as well as the model
+    data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
+    data = build_data(
+        data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
+        eval_batch_size=int(cfg.eval_batch_size), rank=env.rank, world_size=env.world_size,
+    )
+    model_options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
+    model = build_model(
+        cfg.model.name, data.num_classes, loss_type=head_type(cfg.loss.name), in_channels=data.in_channels,
+        **model_options,
+    )
+    if env.distributed and cfg.distributed.sync_bn:
+        model = use_sync_batchnorm(model)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_criterion(cfg.loss, data.samples_per_class).to(device)
+    optim = cfg.optim
+    optimizer = build_optimizer(
+        model, name=optim.name, lr=scaled_lr(optim.lr, optim.batch_size, optim.reference_batch),
+        momentum=optim.momentum, weight_decay=optim.weight_decay, nesterov=optim.nesterov,
+        decay_bn=optim.decay_bn, decay_fc_bias=resolve_decay_fc_bias(optim.decay_fc_bias, head_type(cfg.loss.name)),
+    )
+    scheduler = build_scheduler(
+        optimizer, steps_per_epoch=len(data.train), warmup_epochs=optim.warmup_epochs,
+        milestones=list(optim.milestones), factors=list(optim.factors),
+    )
+
+    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
+    comparable = cbl_config.comparable(plain_cfg)
+    start_epoch, wall_time, wandb_id = 1, 0.0, None
+    history = progress.history
+    if cfg.resume:
+        state = load_latest_checkpoint(run_dir, map_location=device)
+        if state is not None:
+            differs = cbl_config.first_difference(state["config"], comparable)
+            if differs:
+                raise cbl_config.ConfigError(
+                    f"cannot resume {run_dir}: its checkpoint was trained with {differs[0]}={differs[1]!r}, "
+                    f"this run asks for {differs[2]!r}"
+                )
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            start_epoch = state["epoch"] + 1
+            history[:] = state["history"]
+            wall_time, wandb_id = state["wall_time_s"], state.get("wandb_id")
+            log.info("resuming %s from %s (epoch %d)", run_dir, state["path"], state["epoch"])
+        else:
+            log.info("resume=true but %s has no valid checkpoint; starting from epoch 1", run_dir)
+
+    fields["num_classes"] = data.num_classes
+    tracker = Tracker(mode="disabled", project="", run_dir=run_dir, name="")
+    if env.is_main:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_history(run_dir, history)
+        tracker = Tracker(
+            mode=cfg.wandb.mode, project=cfg.wandb.project, entity=cfg.wandb.entity, run_dir=run_dir,
+            name=run_dir.name, group=f"{fields['dataset']}-if{fields['imbalance_factor']}",
+            job_type=fields["method"], tags=[fields["dataset"], fields["loss"], fields["model"], *cfg.wandb.tags],
+            config={**fields, "cfg": plain_cfg}, run_id=wandb_id, init_timeout=cfg.wandb.init_timeout,
+        )
+
+    train_model = model
+    if env.distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    epochs = int(optim.epochs)
+    last_eval: dict[str, Any] | None = None
+    session_start = time.perf_counter()
+    log.info(
+        "%s | %s | %s (beta=%g, gamma=%g) | %d train / %d classes | %d steps/epoch | device %s x%d",
+        fields["dataset"], fields["model"], fields["loss"], fields["beta"], fields["gamma"],
+        sum(data.samples_per_class), data.num_classes, len(data.train), device, env.world_size,
+    )
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            data.train.set_epoch(epoch)
+            stats = train_one_epoch(
+                train_model, data.train, criterion, optimizer, scheduler, epoch=epoch, device=device,
+                amp_dtype=amp_dtype, check_every=int(cfg.loss_check_every), progress=cfg.progress and env.is_main,
+            )
+            record: dict[str, Any] = {
+                "epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"], "top1_err": None,
+                "top5_err": None, "seconds": stats["seconds"],
+            }
+            if epoch % int(cfg.eval_every) == 0 or epoch == epochs:
+                last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=amp_dtype)
+                record.update(top1_err=last_eval["top1_err"], top5_err=last_eval["top5_err"])
+            history.append(record)
+            log.info(
+                "epoch %d/%d | lr %.4g | loss %.4f | top-1 err %s | top-5 err %s | %.1f s",
+                epoch, epochs, record["lr"], record["train_loss"], _pct(record["top1_err"]), _pct(record["top5_err"]),
+                record["seconds"],
+            )
+            if env.is_main:
+                elapsed = wall_time + time.perf_counter() - session_start
+                save_checkpoint(
+                    {
+                        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
+                        "config": comparable, "wall_time_s": elapsed, "wandb_id": tracker.run_id,
+                    },
+                    run_dir, epoch, keep=int(cfg.keep_checkpoints),
+                )
+                maybe_kill("checkpoint")
+                write_history(run_dir, history)
+                tracker.log({k: v for k, v in record.items() if v is not None and k != "epoch"}, step=epoch)
+                maybe_kill("epoch")
+            barrier()
+
+        if last_eval is None:  # resumed after the final epoch's checkpoint but before metrics.json
+            last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=amp_dtype)
+        evaluated = [r for r in history if r["top1_err"] is not None]
+        best = min(evaluated, key=lambda r: r["top1_err"])
+        final = {
+            "status": "finished",
+            "error": None,
+            "top1_err": last_eval["top1_err"],
+            "top5_err": last_eval["top5_err"],
+            "best_top1_err": best["top1_err"],
+            "best_epoch": best["epoch"],
+            "epochs": epochs,
+            "epochs_completed": history[-1]["epoch"] if history else 0,
+            "per_class_acc": last_eval["per_class_acc"],
+            "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
+            "samples_per_class": list(data.samples_per_class),
+            "seed": int(cfg.seed),
+            "subset_seed": cfg.dataset.get("subset_seed"),
+            "git_commit": git_commit(),
+            "wall_time_s": wall_time + time.perf_counter() - session_start,
+            "world_size": env.world_size,
+            "run": fields,
+        }
+        if env.is_main:
+            write_json(run_dir / "metrics.json", final)
+            tracker.summary({k: final[k] for k in ("top1_err", "top5_err", "best_top1_err", "best_epoch")}
+                            | {f"shot_acc/{k}": v for k, v in final["shot_acc"].items() if v is not None})
+            tracker.finish(0)
+        log.info("done: top-1 error %.2f%% (best %.2f%% at epoch %d), top-5 error %.2f%% -> %s",
+                 final["top1_err"], final["best_top1_err"], final["best_epoch"], final["top5_err"], run_dir)
+        return final
+    except BaseException:
+        tracker.finish(1)  # the run is marked failed in wandb too; train() writes metrics.json
+        raise
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+# ----------------------------------------------------------------------------- Hydra entry
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> dict[str, Any] | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        return train(cfg, run_dir)
+    except USER_ERRORS as e:
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise  # Hydra records the failed job and the sweep goes on with the others
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3 if isinstance(e, DivergenceError) else 2)
+
+
+if __name__ == "__main__":
+    main()
