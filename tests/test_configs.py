@@ -150,3 +150,14 @@ def test_table3_sweeps_cover_the_paper_rows():
     assert (focal.loss.name, focal.loss.beta, focal.loss.gamma) == ("focal", 0.999, 0.5)
     assert focal.optim.batch_size == 1024 and focal.optim.epochs == 90 and focal.optim.nesterov
     assert compose_cfg("sweep=table3_softmax").loss.name == "softmax"
+
+
+def test_input_normalisation_follows_the_authors_code():
+    # CIFAR: x / 128 - 1 (src/cifar_model.py); iNat: iNat statistics; ILSVRC: ImageNet statistics (tpu resnet_main.py)
+    expected = {"cifar10_lt": ([0.5] * 3, [0.5] * 3), "cifar100_lt": ([0.5] * 3, [0.5] * 3),
+                "inat2017": ([0.466, 0.471, 0.380], [0.195, 0.194, 0.192]),
+                "inat2018": ([0.466, 0.471, 0.380], [0.195, 0.194, 0.192]),
+                "ilsvrc2012": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
+    for name, (mean, std) in expected.items():
+        ds = compose_cfg(f"dataset={name}").dataset
+        assert [m / 255 for m in ds.mean] == pytest.approx(mean, abs=2e-3) and [s / 255 for s in ds.std] == pytest.approx(std, abs=2e-3)

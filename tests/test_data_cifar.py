@@ -105,8 +105,9 @@ def test_failed_download_becomes_file_not_found(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
-    with pytest.raises(FileNotFoundError, match=r"CIFAR-10 not found at .*download failed: URLError"):
+    with pytest.raises(FileNotFoundError, match=r"CIFAR-10 not found at .*download failed: URLError") as err:
         load_cifar_lt("cifar10", tmp_path, 100, download=True)
+    assert "set dataset.download=true" not in str(err.value)  # it was true: do not suggest it
 
 
 def test_download_uses_torchvision_url_and_md5_then_reads(tmp_path, monkeypatch):

@@ -88,12 +88,10 @@ def download_cifar(name: str, root: str | os.PathLike) -> None:
     download_and_extract_archive(src.url, str(root), filename=src.filename, md5=src.tgz_md5)
 
 
-def _missing_message(spec: dict, folder: Path) -> str:
+def _missing_message(spec: dict, folder: Path, tried_download: bool) -> str:
     src = spec["source"]
-    return (
-        f"{spec['title']} not found at {folder}; download {src.url} and extract it into {folder.parent}/, "
-        f"or set dataset.download=true with network access"
-    )
+    how = "" if tried_download else ", or set dataset.download=true with network access"
+    return f"{spec['title']} not found at {folder}; download {src.url} and extract it into {folder.parent}/{how}"
 
 
 def read_cifar_folder(name: str, root: str | os.PathLike, download: bool = False):
@@ -103,14 +101,14 @@ def read_cifar_folder(name: str, root: str | os.PathLike, download: bool = False
     files = spec["train"] + spec["test"] + [spec["meta"]]
     if not all((folder / f).is_file() for f in files):
         if not download:
-            raise FileNotFoundError(_missing_message(spec, folder))
+            raise FileNotFoundError(_missing_message(spec, folder, tried_download=False))
         try:
             download_cifar(name, root)
         except Exception as e:  # no network, proxy errors, bad md5: all mean "the data is not here"
-            raise FileNotFoundError(f"{_missing_message(spec, folder)} (download failed: {type(e).__name__}: {e})") from None
+            raise FileNotFoundError(f"{_missing_message(spec, folder, tried_download=True)} (download failed: {type(e).__name__}: {e})") from None
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:
-            raise FileNotFoundError(f"{_missing_message(spec, folder)} (after download, still missing {missing})")
+            raise FileNotFoundError(f"{_missing_message(spec, folder, tried_download=True)} (after download, still missing {missing})")
     x_train, y_train = _read_batches(folder, spec["train"], spec["label_key"])
     x_test, y_test = _read_batches(folder, spec["test"], spec["label_key"])
     meta = _unpickle(folder / spec["meta"])
