@@ -23,6 +23,8 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 
+from cbl.faults import maybe_kill
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -68,6 +70,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            maybe_kill("write")  # crash tests: die with the bytes written but not yet renamed
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # only left when write() failed (disk full, ...)

@@ -1,6 +1,7 @@
 """Fault injection for the crash-safety tests: `CBL_KILL_AT=<point>:<n>` makes the process SIGKILL itself
-the n-th time it reaches `<point>` ("step": after an optimizer step, "checkpoint": after a checkpoint is
-written, "epoch": after an epoch's metrics are written).  Unset (always, outside tests) it does nothing.
+the n-th time it reaches `<point>` ("step": after an optimizer step, "write": inside an atomic file write,
+after the bytes are on disk but before the rename, "checkpoint": after a checkpoint is written, "epoch":
+after an epoch's metrics are written).  Unset (always, outside tests) it does nothing.
 
 A real SIGKILL, not an exception: nothing in the process gets to clean up, exactly as with a preempted
 machine or the OOM killer.

@@ -2,11 +2,13 @@
 multirun sweeps in which a failed job does not stop the others."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from cbl.runs import find_runs
-from tests.train_utils import demo_overrides, read_metrics, run_cli
+from tests.train_utils import ROOT, demo_overrides, read_metrics, run_cli
 
 FAST = [*demo_overrides(epochs=2), "deterministic=true"]
 
@@ -67,3 +69,9 @@ def test_multirun_with_a_failing_job_finishes_the_others_and_lists_the_failure(t
     assert (tmp_path / "demo" / "multirun.yaml").is_file()
     summary = json.loads((bad.path / "metrics.json").read_text())
     assert summary["status"] == "failed" and summary["epochs_completed"] == 0
+    # the sweep's summary names the failed run and why, and exits 1
+    listing = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_summary.py"), str(tmp_path / "demo")],
+                             capture_output=True, text=True)
+    assert listing.returncode == 1
+    assert "2 finished" in listing.stdout and "1 failed" in listing.stdout
+    assert "loss.beta=1.0" in listing.stdout and "beta must be a number in [0, 1)" in listing.stdout
