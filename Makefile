@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
+.PHONY: help install test test-all demo compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,18 @@ demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed d
 	rm -rf outputs/demo
 	$(PY) -m cbl.train sweep=demo $(ARGS)
 	$(PY) scripts/make_table.py --runs outputs/demo --table methods
+
+compare-methods: $(STAMP) ## beyond the paper: CB loss vs 9 other long-tail methods (CIFAR-10-LT IF 100 unless ARGS says), table into README.md
+	status=0; \
+	$(PY) -m cbl.train sweep=methods resume=true $(ARGS) || status=1; \
+	$(PY) scripts/sweep_summary.py outputs/methods || status=1; \
+	$(PY) scripts/make_table.py --runs outputs/methods --table methods --readme README.md --marker methods; \
+	exit $$status
+
+compare-methods-demo: $(STAMP) ## the same comparison on the offline digits demo (CPU, about a minute; README untouched)
+	rm -rf outputs/methods_demo
+	$(PY) -m cbl.train sweep=methods_demo $(ARGS)
+	$(PY) scripts/make_table.py --runs outputs/methods_demo --table methods
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
 	status=0; \

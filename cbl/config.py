@@ -1,9 +1,11 @@
 """Config checks that run before any work starts, and the helpers that name and compare runs.
 
 `check(cfg)` raises `ConfigError` (a ValueError) with one line naming the key, the value and what is allowed:
-beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / optimizer names,
-epochs / batch size / lr <= 0, an unsupported input size, or a key that no config file defines (a typo
-added with `+key=value`; Hydra itself rejects typos in plain `key=value` overrides).
+beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / sampler / optimizer
+names, unknown weighting / reduction, drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
+max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, or a key
+that no config file defines (a typo added with `+key=value`; Hydra itself rejects typos in plain `key=value`
+overrides).
 
 The keys each config group allows are read from the YAML files of that group under configs/, so the check
 and the configs cannot drift apart.
@@ -19,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from cbl.criterion import LOSS_NAMES
-from cbl.data import DATASET_NAMES
-from cbl.losses import check_beta, check_gamma
+from cbl.data import DATASET_NAMES, SAMPLERS
+from cbl.logit_adjustment import check_max_margin, check_scale, check_tau
+from cbl.losses import REDUCTIONS, check_beta, check_gamma
+from cbl.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
 from cbl.optim import OPTIMIZER_NAMES, check_schedule
 from cbl.tracking import WANDB_MODES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-GROUPS = ("dataset", "model", "loss", "optim")
+GROUPS = ("dataset", "model", "loss", "sampler", "optim")
 PRECISIONS = ("fp32", "bf16")
 #: input sizes each dataset supports (the large-scale ones: the two resolutions of Table 3)
 INPUT_SIZES = {
@@ -41,6 +46,16 @@ RUNTIME_KEYS = (
     "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
     "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
 )
+
+
+#: keys added after runs were first recorded, with the values that compute what those runs computed: a
+#: checkpoint written before a key existed resumes as if it had been saved with this value
+ADDED_KEYS = {
+    "loss.weighting": "effective_number",
+    "loss.drw_epoch": None,
+    "loss.reduction": "batch",
+    "sampler.name": "instance",
+}
 
 
 class ConfigError(ValueError):
@@ -130,13 +145,19 @@ def check(cfg: DictConfig) -> None:
 
     if loss.name not in LOSS_NAMES:
         _fail("loss.name", loss.name, f"choose one of {', '.join(LOSS_NAMES)}")
-    for key, checker in (("beta", check_beta), ("gamma", check_gamma)):
+    for key, checker in (("beta", check_beta), ("gamma", check_gamma), ("max_m", check_max_margin), ("s", check_scale),
+                         ("tau", check_tau)):
+        if key not in loss:
+            continue
         try:
             checker(loss[key])
         except ValueError as e:
             _fail(f"loss.{key}", loss[key], str(e).split(";")[0])
     if loss.gamma != 0 and loss.name != "focal":
         _fail("loss.gamma", loss.gamma, f"gamma applies only to loss=focal (this run uses loss={loss.name}); leave it 0")
+    sampler = cfg.sampler.get("name")
+    if sampler not in SAMPLERS:
+        _fail("sampler.name", sampler, f"choose one of {', '.join(SAMPLERS)}")
 
     if optim.name not in OPTIMIZER_NAMES:
         _fail("optim.name", optim.name, f"choose one of {', '.join(OPTIMIZER_NAMES)}")
@@ -155,6 +176,7 @@ def check(cfg: DictConfig) -> None:
     except ValueError as e:
         raise ConfigError(f"optim schedule (warmup_epochs={optim.warmup_epochs}, milestones={list(optim.milestones)}, "
                           f"factors={list(optim.factors)}) is not allowed: {e}") from None
+    _check_weighting(loss, optim)  # after optim: drw_epoch is checked against optim.epochs
 
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         _fail("seed", cfg.seed, "must be an integer >= 0")
@@ -168,7 +190,45 @@ def check(cfg: DictConfig) -> None:
         _fail("wandb.mode", cfg.wandb.mode, f"choose one of {', '.join(WANDB_MODES)}")
 
 
+def _check_weighting(loss: DictConfig, optim: DictConfig) -> None:
+    weighting = loss.get("weighting", "effective_number")
+    if weighting not in WEIGHTINGS:
+        _fail("loss.weighting", weighting, f"choose one of {', '.join(WEIGHTINGS)}")
+    if weighting != "effective_number" and loss.beta != 0:
+        _fail("loss.beta", loss.beta, f"beta applies only to loss.weighting=effective_number (this run uses {weighting}); leave it 0")
+    reduction = loss.get("reduction", "batch")
+    if reduction not in REDUCTIONS:
+        _fail("loss.reduction", reduction, f"choose one of {', '.join(REDUCTIONS)}")
+    try:
+        drw_epoch = loss.get("drw_epoch")
+    except InterpolationResolutionError:
+        raise ConfigError(
+            f"loss.drw_epoch={OmegaConf.to_container(loss)['drw_epoch']} is not allowed: it follows the first lr "
+            f"milestone, and optim.milestones={list(optim.milestones)} has none; set loss.drw_epoch=<epoch>"
+        ) from None
+    if drw_epoch is None:
+        return
+    epochs = optim.epochs
+    if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, int) or not 1 <= drw_epoch < epochs:
+        _fail("loss.drw_epoch", drw_epoch, f"must be null or an integer in 1..{epochs - 1} (epochs trained before the "
+                                           f"re-weighting starts; optim.epochs={epochs})")
+    if weighting == "effective_number" and loss.beta == 0:
+        _fail("loss.drw_epoch", drw_epoch, "deferred re-weighting needs weights to defer: set loss.beta > 0 "
+                                           "or loss.weighting=inverse / inverse_sqrt")
+
+
 # ----------------------------------------------------------------------------- resume compatibility
+def with_added_keys(plain_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A (comparable) config saved before the keys of ADDED_KEYS existed, with those keys at the values that
+    reproduce what it computed; keys it has are kept.  Lets runs started before an upgrade resume."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in plain_cfg.items()}
+    for dotted, value in ADDED_KEYS.items():
+        group, leaf = dotted.split(".")
+        node = out.setdefault(group, {})
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
+    return out
+
 def comparable(plain_cfg: dict[str, Any]) -> dict[str, Any]:
     """The config without RUNTIME_KEYS: what must match for a checkpoint to be resumed."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in plain_cfg.items()}

@@ -13,8 +13,11 @@ TensorFlow code: every loss divides by the batch size B (the number of positive 
 sum_b w[y_b] (what `F.cross_entropy(weight=w)` does, which rescales the loss batch by batch) and never
 by B * C.  beta = 0 gives w = 1 and so the plain softmax / sigmoid / focal losses of the paper's baselines.
 
+`reduction="weighted_mean"` (not used by the paper's losses) divides by sum_b w[y_b] instead of B, i.e.
+PyTorch's `F.cross_entropy(weight=w)`, which is what Cao et al.'s LDAM-DRW code uses (see cbl.logit_adjustment).
+
 Public API: `effective_number`, `class_balanced_weights`, `weighted_loss`, `class_balanced_loss`,
-`ClassBalancedLoss`, and the registry `LOSS_TYPES`.
+`WeightedLoss`, `ClassBalancedLoss`, the registry `LOSS_TYPES` and `REDUCTIONS`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ def check_gamma(gamma: float) -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= float(gamma) < math.inf:
         raise ValueError(f"gamma must be a finite number >= 0; got {gamma!r}")
     return float(gamma)
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
+    return reduction
 
 
 def check_loss_type(loss_type: str) -> str:
@@ -153,6 +162,9 @@ def focal_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0
 
 LossFn = Callable[[Tensor, Tensor, Tensor, float], Tensor]
 
+#: how a weighted sum over the batch is normalised: by B (the paper) or by sum_b w[y_b] (PyTorch's weighted mean)
+REDUCTIONS = ("batch", "weighted_mean")
+
 #: name -> loss on given per-class weights, f(logits, labels, weights, gamma)
 LOSS_TYPES: dict[str, LossFn] = {
     "softmax": softmax_loss,
@@ -168,10 +180,13 @@ def weighted_loss(
     loss_type: str,
     gamma: float = 0.0,
     validate: bool = True,
+    reduction: str = "batch",
 ) -> Tensor:
     """A loss of `LOSS_TYPES` with per-class weights `weights` (shape [C]) applied as w[y_b] to every
-    term of example b, normalised by the batch size.  Any weighting scheme plugs in here."""
+    term of example b, normalised by the batch size B (`reduction="batch"`, the paper) or by sum_b w[y_b]
+    (`reduction="weighted_mean"`, what `F.cross_entropy(weight=w)` does).  Any weighting scheme plugs in here."""
     check_loss_type(loss_type)
+    check_reduction(reduction)
     gamma = check_gamma(gamma)
     if gamma != 0.0 and loss_type != "focal":
         raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
@@ -181,7 +196,11 @@ def weighted_loss(
         return logits.sum().to(_compute_dtype(logits))  # zero, and keeps the graph
     if labels.dtype != torch.long:
         labels = labels.long()  # int32/uint8 indices are fine; the gathers below want int64
-    return LOSS_TYPES[loss_type](logits, labels, weights, gamma)
+    loss = LOSS_TYPES[loss_type](logits, labels, weights, gamma)
+    if reduction == "weighted_mean":
+        # sum_b w[y_b] l_b / sum_b w[y_b] = (the batch mean) * B / sum_b w[y_b]
+        loss = loss * (labels.numel() / _example_weights(weights, labels, loss.dtype).sum())
+    return loss
 
 
 def class_balanced_loss(
@@ -207,15 +226,52 @@ def class_balanced_loss(
     return weighted_loss(logits, labels, weights, loss_type, gamma)
 
 
-class ClassBalancedLoss(nn.Module):
+class WeightedLoss(nn.Module):
+    """`weighted_loss` on given per-class weights (a buffer, so `.to(device)` moves them), e.g. the weights of
+    any scheme of cbl.weighting.  `set_epoch` is a no-op: the training loop calls it on every criterion, and
+    only deferred re-weighting (cbl.weighting.DeferredReweighting) depends on the epoch."""
+
+    weights: Tensor
+
+    def __init__(
+        self,
+        weights: Tensor | Sequence[float],
+        loss_type: str = "softmax",
+        gamma: float = 0.0,
+        validate: bool = True,
+        reduction: str = "batch",
+    ) -> None:
+        super().__init__()
+        self.loss_type = check_loss_type(loss_type)
+        self.gamma = check_gamma(gamma)
+        if self.gamma != 0.0 and loss_type != "focal":
+            raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
+        self.reduction = check_reduction(reduction)
+        self.validate = validate
+        w = torch.as_tensor(weights, dtype=torch.float32).detach().clone()
+        if w.dim() != 1 or w.numel() == 0 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"weights must be a non-empty 1-D vector of finite numbers >= 0; got {weights!r}")
+        self.register_buffer("weights", w)
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        return weighted_loss(logits, labels, self.weights, self.loss_type, self.gamma, validate=self.validate,
+                             reduction=self.reduction)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to do: these weights do not depend on the epoch."""
+
+    def extra_repr(self) -> str:
+        extra = "" if self.reduction == "batch" else f", reduction={self.reduction!r}"
+        return f"loss_type={self.loss_type!r}, gamma={self.gamma:g}, num_classes={self.weights.numel()}{extra}"
+
+
+class ClassBalancedLoss(WeightedLoss):
     """`class_balanced_loss` as a module; the weights are a buffer, so `.to(device)` moves them.
 
     Example:
         >>> crit = ClassBalancedLoss([5000, 500, 50], loss_type="focal", beta=0.999, gamma=0.5)
         >>> loss = crit(model(x), y)
     """
-
-    weights: Tensor
 
     def __init__(
         self,
@@ -224,18 +280,13 @@ class ClassBalancedLoss(nn.Module):
         beta: float = 0.0,
         gamma: float = 0.0,
         validate: bool = True,
+        reduction: str = "batch",
     ) -> None:
-        super().__init__()
-        self.loss_type = check_loss_type(loss_type)
-        self.beta = check_beta(beta)
-        self.gamma = check_gamma(gamma)
-        if self.gamma != 0.0 and loss_type != "focal":
-            raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
-        self.validate = validate
-        self.register_buffer("weights", class_balanced_weights(samples_per_class, self.beta))
-
-    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        return weighted_loss(logits, labels, self.weights, self.loss_type, self.gamma, validate=self.validate)
+        check_loss_type(loss_type)
+        self_beta = check_beta(beta)
+        super().__init__(class_balanced_weights(samples_per_class, self_beta), loss_type, gamma, validate, reduction)
+        self.beta = self_beta
 
     def extra_repr(self) -> str:
-        return f"loss_type={self.loss_type!r}, beta={self.beta:g}, gamma={self.gamma:g}, num_classes={self.weights.numel()}"
+        extra = "" if self.reduction == "batch" else f", reduction={self.reduction!r}"
+        return f"loss_type={self.loss_type!r}, beta={self.beta:g}, gamma={self.gamma:g}, num_classes={self.weights.numel()}{extra}"

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from cbl.losses import check_loss_type
+from cbl.models.heads import check_head_type
 from cbl.models.param_groups import parameter_groups
 
 OPTIMIZER_NAMES = ("sgd",)
@@ -111,7 +111,7 @@ def scaled_lr(base_lr: float, batch_size: int, reference_batch: int) -> float:
 def resolve_decay_fc_bias(setting: bool | str, loss_type: str) -> bool:
     """The `decay_fc_bias` config field: true, false, or "auto" = decay only for softmax heads (the CIFAR recipe:
     the -log(C - 1) prior bias of sigmoid / focal heads is not decayed)."""
-    check_loss_type(loss_type)
+    check_head_type(loss_type)
     if isinstance(setting, bool):
         return setting
     if setting == "auto":

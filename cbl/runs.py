@@ -11,7 +11,7 @@ A run directory holds `metrics.json` (written by `cbl.train` at the end of a run
 Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
 
 Public API: `find_runs(root) -> list[Run]`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
-`is_paper_method(run)`, `PAPER_LOSSES`.
+`is_paper_method(run)`, `PAPER_LOSSES`, `SETTINGS_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from typing import Any
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
 PAPER_LOSSES = ("softmax", "sigmoid", "focal")
+#: run fields of the options beyond the paper and their paper defaults (absent = default); loss-specific
+#: parameters (tau, max_m, s) have no default and are shown whenever recorded
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
+    "tau": None, "s": None, "max_m": None,
+}
 
 
 class RunsError(Exception):
@@ -150,6 +156,19 @@ class Run:
         return self.config.get("method") or self.loss
 
     @property
+    def settings(self) -> str:
+        """The options beyond the paper that differ from the paper's defaults, e.g. "weighting=inverse" or
+        "drw_epoch=160, reduction=weighted_mean, s=30, max_m=0.5"; "" for a paper configuration (and for runs
+        recorded before these options existed, which had the defaults)."""
+        cfg = self.config
+        parts = []
+        for key, default in SETTINGS_DEFAULTS.items():
+            value = cfg.get(key, default)
+            if value != default:
+                parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+        return ", ".join(parts)
+
+    @property
     def seed(self) -> int | None:
         return self.metrics.get("seed")
 
@@ -210,6 +229,8 @@ class Run:
         parts.append(f"beta={self.beta:g}")
         if self.gamma is not None:
             parts.append(f"gamma={self.gamma:g}")
+        if self.settings:
+            parts.append(f"[{self.settings}]")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         return " ".join(parts)

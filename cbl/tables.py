@@ -4,7 +4,8 @@
               class balancing (beta = 0), and "CB best", the lowest mean error over the class-balanced runs
               (beta > 0, any loss and gamma) -- at IF 1, where the class-balanced term is 1, over all runs.
     Table 3   large scale (iNat 2017 / 2018, ILSVRC 2012): top-1 / top-5 per (network, loss, beta, gamma, input).
-    methods   any runs grouped by (dataset, IF, model, method, loss, beta, gamma): top-1, top-5, many/medium/few.
+    methods   any runs grouped by (dataset, IF, model, method, loss, beta, gamma, settings): top-1, top-5,
+              many/medium/few; settings lists the options beyond the paper (weighting, DRW, sampler, ...).
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.paper`; Δ = ours − paper.  Every builder returns structured data (tested
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cbl import paper
-from cbl.runs import Run, Stat, is_paper_method, summarize
+from cbl.runs import PAPER_LOSSES, Run, Stat, is_paper_method, summarize
 
 #: Error metrics a table can report as its top-1 number: the last epoch (what the paper reports) or the best.
 METRICS = {"top1_err": "last epoch", "best_top1_err": "best epoch"}
@@ -30,6 +31,7 @@ MINUS = "−"
 
 _CIFAR = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 LossKey = tuple[str, float | None]  # (loss, focal gamma or None)
+PAPER_ROWS = {(loss, loss) for loss in PAPER_LOSSES}  # (method, loss) of the paper's own configurations
 #: Table 2's beta = 0 columns, in the paper's order
 TABLE2_COLUMNS: list[tuple[LossKey, str]] = [
     (("softmax", None), "Softmax"),
@@ -301,6 +303,7 @@ class MethodsResult:
     loss: str
     beta: float
     gamma: float | None
+    settings: str  # Run.settings: the options beyond the paper, "" for the paper's configurations
     top1: Stat | None
     top5: Stat | None
     shots: dict[str, Stat | None]  # "many" / "medium" / "few" accuracy
@@ -311,7 +314,7 @@ def build_methods(runs: list[Run], metric: str = "top1_err") -> tuple[list[Metho
     notes = Notes()
     done = _finished(runs, metric, notes)
     def key(r: Run) -> tuple:
-        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma)
+        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma, r.settings)
 
     rows = []
     for k, rs in _group(done, key).items():
@@ -319,13 +322,15 @@ def build_methods(runs: list[Run], metric: str = "top1_err") -> tuple[list[Metho
         shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
         seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
         rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds))
-    rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.method, m.loss, m.beta, m.gamma or 0.0))
+    # the paper's configurations (method = loss) first, then the methods beyond it
+    rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, (m.method, m.loss) not in PAPER_ROWS,
+                             m.method, m.loss, m.beta, m.gamma or 0.0, m.settings))
     return rows, notes, done
 
 
 def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
-    head = ["dataset", "IF", "model", "method", "loss", "β", "γ", "top-1 err", "top-5 err", "many acc", "medium acc",
-            "few acc", "seeds"]  # fmt: skip
+    head = ["dataset", "IF", "model", "method", "loss", "β", "γ", "settings", "top-1 err", "top-5 err", "many acc",
+            "medium acc", "few acc", "seeds"]  # fmt: skip
 
     def cell(s: Stat | None, n: int) -> str:
         # n is in the seeds column; repeat it only where a cell has fewer values (an empty shot group)
@@ -344,11 +349,12 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
         n = len(m.seeds)
         lines.append(_row([
             m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method, m.loss,
-            fmt_param(m.beta), fmt_param(m.gamma), cell(m.top1, n), cell(m.top5, n),
+            fmt_param(m.beta), fmt_param(m.gamma), m.settings or "-", cell(m.top1, n), cell(m.top5, n),
             *(cell(m.shots[g], n) for g in ("many", "medium", "few")),
             f"{n} ({', '.join(map(str, m.seeds))})",
         ]))  # fmt: skip
-    lines += ["", "mean ± std over seeds (sample std); seeds: number of runs (their seeds)."]
+    lines += ["", "mean ± std over seeds (sample std); seeds: number of runs (their seeds). settings: the options "
+              "beyond the paper that differ from its defaults (README, \"Beyond the paper\")."]
     return "\n".join(lines)
 
 

@@ -136,7 +136,13 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "loss": cfg.loss.name,
         "beta": float(cfg.loss.beta),
         "gamma": float(cfg.loss.gamma),
-        "method": method_label(cfg.loss),
+        "method": method_label(cfg.loss, cfg.sampler.name),
+        # beyond the paper (cbl.runs.Run.settings shows the ones that differ from the paper's defaults)
+        "weighting": cfg.loss.get("weighting", "effective_number"),
+        "drw_epoch": cfg.loss.get("drw_epoch"),
+        "reduction": cfg.loss.get("reduction", "batch"),
+        "sampler": cfg.sampler.name,
+        **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
         "epochs": int(cfg.optim.epochs),
         "batch_size": int(cfg.optim.batch_size),
         "seed": int(cfg.seed),
@@ -224,7 +230,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
     data = build_data(
         data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
-        eval_batch_size=int(cfg.eval_batch_size), rank=env.rank, world_size=env.world_size,
+        eval_batch_size=int(cfg.eval_batch_size), rank=env.rank, world_size=env.world_size, sampler=cfg.sampler.name,
     )
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
     model = build_model(
@@ -255,7 +261,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     if cfg.resume:
         state = load_latest_checkpoint(run_dir, map_location=device)
         if state is not None:
-            differs = cbl_config.first_difference(state["config"], comparable)
+            differs = cbl_config.first_difference(cbl_config.with_added_keys(state["config"]), comparable)
             if differs:
                 raise cbl_config.ConfigError(
                     f"cannot resume {run_dir}: its checkpoint was trained with {differs[0]}={differs[1]!r}, "
@@ -303,6 +309,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     try:
         for epoch in range(start_epoch, epochs + 1):
             data.train.set_epoch(epoch)
+            criterion.set_epoch(epoch)  # deferred re-weighting: the weights are a function of the epoch
             stats = train_one_epoch(
                 train_model, data.train, criterion, optimizer, scheduler, epoch=epoch, device=device,
                 amp_dtype=amp_dtype, check_every=int(cfg.loss_check_every), progress=cfg.progress and env.is_main,

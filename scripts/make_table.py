@@ -6,9 +6,9 @@
     python scripts/make_table.py --runs outputs/demo --table methods [--marker demo]
 
 --table 2: Table 2 (ResNet-32, long-tailed CIFAR); 3: Table 3 (iNat 2017/2018, ILSVRC 2012); methods: any runs
-grouped by (dataset, IF, model, method, loss, beta, gamma).  The table is always printed; --out also writes it,
---readme replaces the text between <!-- cbl:NAME:start --> and <!-- cbl:NAME:end --> (NAME: table2, table3 or
-methods, or --marker).  Failed and incomplete runs are left out and listed.  See cbl/tables.py.
+grouped by (dataset, IF, model, method, loss, beta, gamma, settings beyond the paper), e.g. `make compare-methods`.
+The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
+and <!-- cbl:NAME:end --> (NAME: table2, table3 or methods, or --marker).  Failed and incomplete runs are left out and listed.  See cbl/tables.py.
 """
 
 from __future__ import annotations

@@ -40,3 +40,74 @@ def focal_cb(z, y, w, gamma: float) -> float:
 
 def sigmoid_cb(z, y, w) -> float:
     return focal_cb(z, y, w, gamma=0.0)
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+# Written from the cited papers' equations (and, for LDAM's margins and normalisation, the LDAM-DRW authors'
+# public code as described in their paper), not from cbl's code.
+def inverse_weights(counts, power: float = 1.0) -> np.ndarray:
+    """w_i = n_i**(-power) normalised to sum to C: power 1 inverse frequency, 1/2 inverse square root."""
+    n = np.asarray(counts, dtype=np.float64)
+    w = 1.0 / n**power
+    return w / w.sum() * len(n)
+
+
+def reduce(per_example: np.ndarray, w_y: np.ndarray, reduction: str) -> float:
+    """sum_b w[y_b] l_b divided by B ("batch", Cui et al.) or by sum_b w[y_b] ("weighted_mean", PyTorch's
+    F.cross_entropy(weight=w))."""
+    total = (w_y * per_example).sum()
+    return float(total / (len(per_example) if reduction == "batch" else w_y.sum()))
+
+
+def cross_entropy(z, y) -> np.ndarray:
+    """per-example -log softmax(z_b)[y_b]"""
+    return -log_softmax(np.asarray(z, dtype=np.float64))[np.arange(len(y)), y]
+
+
+def ldam_margins(counts, max_m: float) -> np.ndarray:
+    """Cao et al. 2019 Eq. 13: m_j = K / n_j**(1/4), K such that max_j m_j = max_m."""
+    n = np.asarray(counts, dtype=np.float64)
+    m = 1.0 / n**0.25
+    return m * (max_m / m.max())
+
+
+def ldam(z, y, counts, max_m: float, s: float, w=None, reduction: str = "batch") -> float:
+    """sum_b w[y_b] CE(s * (z_b - m_{y_b} e_{y_b}), y_b), reduced; w = 1 by default."""
+    z = np.array(z, dtype=np.float64)
+    m = ldam_margins(counts, max_m)
+    z[np.arange(len(y)), y] -= m[y]
+    w = np.ones(z.shape[1]) if w is None else np.asarray(w, dtype=np.float64)
+    return reduce(cross_entropy(s * z, y), w[y], reduction)
+
+
+def balanced_softmax(z, y, counts, w=None, reduction: str = "batch") -> float:
+    """Ren et al. 2020: -log( n_y exp(z_y) / sum_j n_j exp(z_j) ), reduced."""
+    z = np.asarray(z, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.float64)
+    # written as the ratio of the paper (no log-sum-exp shortcut): the tests keep |z| moderate
+    num = n[y] * np.exp(z[np.arange(len(y)), y])
+    den = (n[None, :] * np.exp(z)).sum(axis=1)
+    w = np.ones(z.shape[1]) if w is None else np.asarray(w, dtype=np.float64)
+    return reduce(-np.log(num / den), w[y], reduction)
+
+
+def logit_adjusted(z, y, counts, tau: float, w=None, reduction: str = "batch") -> float:
+    """Menon et al. 2021 Eq. 10: -log( exp(z_y + tau log pi_y) / sum_j exp(z_j + tau log pi_j) ), pi = n / N."""
+    z = np.asarray(z, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.float64)
+    pi = n / n.sum()
+    w = np.ones(z.shape[1]) if w is None else np.asarray(w, dtype=np.float64)
+    return reduce(cross_entropy(z + tau * np.log(pi)[None, :], y), w[y], reduction)
+
+
+def drw_weights(w, epoch: int, drw_epoch) -> np.ndarray:
+    """Cao et al. 2019 Sec. 3.3: ones for the first drw_epoch epochs (1-based epoch <= drw_epoch), then w."""
+    w = np.asarray(w, dtype=np.float64)
+    return np.ones_like(w) if drw_epoch is not None and epoch <= drw_epoch else w
+
+
+def class_sampling_probs(counts, q: float) -> np.ndarray:
+    """p(class c) when sample i is drawn with probability ∝ n_{y_i}**(q - 1): n_c * n_c**(q-1) = n_c**q, normalised."""
+    n = np.asarray(counts, dtype=np.float64)
+    p = n * n ** (q - 1.0)
+    return p / p.sum()

@@ -13,6 +13,7 @@ from cbl.data.arrays import ArraySplit
 from cbl.data.build import DATASET_NAMES, DataBundle, Loader, build_data
 from cbl.data.cifar import load_cifar_lt
 from cbl.data.digits import load_digits_lt
+from cbl.data.epoch import SAMPLERS
 from cbl.data.long_tail import long_tail_counts, long_tail_indices
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.torch_loader import ArrayDataset, TorchLoader
@@ -23,6 +24,7 @@ __all__ = [
     "ArraySplit",
     "DataBundle",
     "Loader",
+    "SAMPLERS",
     "TensorLoader",
     "TorchLoader",
     "build_data",

@@ -16,6 +16,8 @@ Dataset config fields (configs/dataset/<name>.yaml; absent fields take the defau
   CIFAR only:         download (fetch the archive when absent; false), npz (a prepared .npz instead; null)
   digits only:        test_per_class (50)
 The training `seed` drives order and augmentation only; `subset_seed` alone picks the long-tailed subset.
+`build_data(..., sampler=)` picks the training order (the `sampler` config group): "instance" (a permutation,
+the paper), "class_balanced" or "sqrt" (class-aware draws with replacement; cbl/data/epoch.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from torch import Tensor
 from cbl.data.arrays import ArraySplit, check_labels
 from cbl.data.cifar import load_cifar_lt
 from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
+from cbl.data.epoch import check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
 from cbl.data.tensor_loader import TensorLoader
@@ -140,7 +143,7 @@ def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str]:
     return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}"
 
 
-def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
     loader = _choice(cfg, "loader", ("tensor", "torch"), "tensor")
     split, extra = _load_arrays(name, cfg)  # ArraySplit has checked the label range
     h, w, channels = split.image_shape
@@ -155,17 +158,19 @@ def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, 
     drop_last = _flag(cfg, "drop_last", False)
     if loader == "tensor":
         aug = dict(mean=mean, std=std, **shared)
-        train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last, **aug)
+        train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last,
+                             sampler=sampler, **aug)
         test = TensorLoader(split.x_test, split.y_test, eval_batch_size, train=False, **aug)
     else:
         train_ds = ArrayDataset(split.x_train, split.y_train, cifar_transform(True, mean, std, size=h, pad=pad, flip=flip))
         test_ds = ArrayDataset(split.x_test, split.y_test, cifar_transform(False, mean, std))
-        train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, **shared, **torch_opts)
+        train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, sampler=sampler, labels=split.y_train,
+                            **shared, **torch_opts)
         test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
     return train, test, split.samples_per_class, split.class_names, size, channels, extra
 
 
-def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict):
+def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
     _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
     size = check_input_size(_get(cfg, "input_size", 224))
     mean, std = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD))
@@ -180,12 +185,14 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     # the losses run with validate=False in training, so the label range is checked here, once
     for which, y in zip(("train", "val"), labels):
         check_labels(f"{name} {which} labels", y, len(y), len(names))
-    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), **shared, **torch_opts)
+    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), sampler=sampler,
+                        labels=labels[0], **shared, **torch_opts)
     test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
     return train, test, counts, names, size, 3, f", input {size}, from {root}/"
 
 
-def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1) -> DataBundle:
+def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1,
+               sampler: str = "instance") -> DataBundle:
     """Build the loaders of dataset `cfg.name` (see the module docstring for the config fields).
 
     batch_size / eval_batch_size are GLOBAL batches; each of the world_size ranks yields its 1/world_size share.
@@ -200,8 +207,11 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     shared = dict(seed=seed, device=torch.device(device), rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
     torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
+    check_sampler(sampler)
     make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
-    train, test, counts, names, size, channels, extra = make(name, cfg, batch_size, eval_batch_size, shared, torch_opts)
+    train, test, counts, names, size, channels, extra = make(name, cfg, batch_size, eval_batch_size, shared, torch_opts, sampler)
+    if sampler != "instance":
+        extra += f", sampler {sampler}"
     if min(counts) < 1:
         log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
                     name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())

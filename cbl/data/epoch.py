@@ -3,6 +3,13 @@
 * Randomness of epoch e under training seed s comes from one CPU `torch.Generator` seeded with
   `SeedSequence([s, e])` (so (s, e) = (0, 1) and (1, 0) do not collide, as they would with s + e).  A CPU
   generator gives the same numbers on every machine and device; results are moved to the device after.
+* The epoch order is `epoch_order(n, generator, sampling)`: a permutation of the N training samples
+  (`sampler=instance`, the paper), or, for class-aware sampling (beyond the paper), N draws with replacement
+  where sample i has probability p_i ∝ n_{y_i}**(q - 1), so class c is drawn with probability
+  n_c**q / sum_k n_k**q: q = 1 instance-balanced (every sample equally likely), q = 0 class-balanced
+  re-sampling (every class equally likely; the alternative Cui et al. argue against), q = 1/2 square-root
+  sampling (Mahajan et al., ECCV 2018; Kang et al., ICLR 2020).  Each draw picks a class, then a member of it
+  uniformly.  The epoch keeps N positions, so batches, sharding and augmentation below are unchanged.
 * Batches are GLOBAL: batch k covers positions [k*B, (k+1)*B) of the epoch order, B = `batch_size`.
 * With world_size R, rank r takes positions r, r+R, r+2R, ... of every global batch, so each rank gets
   B/R samples and the union over ranks of batch k is exactly the single-process batch k.  Every rank has
@@ -32,6 +39,61 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """CPU generator for epoch `epoch` of a run with training seed `seed`."""
     s = np.random.SeedSequence([check_nonneg_int("seed", seed), check_nonneg_int("epoch", epoch)])
     return torch.Generator().manual_seed(int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
+
+#: sampler name -> q, the exponent of p(class c) ∝ n_c**q
+SAMPLERS = {"instance": 1.0, "sqrt": 0.5, "class_balanced": 0.0}
+
+
+def check_sampler(sampler: str) -> str:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    return sampler
+
+
+class ClassAwareSampling:
+    """Draws of sample indices with p(class c) ∝ n_c**q and members of a class equally likely (see the module
+    docstring).  Built once from the training labels; `draw(n, generator)` is a pure function of the generator."""
+
+    def __init__(self, labels, sampler: str) -> None:
+        self.sampler = check_sampler(sampler)
+        self.q = SAMPLERS[sampler]
+        y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).detach().cpu()
+        if y.dim() != 1 or y.numel() == 0 or y.is_floating_point() or y.dtype == torch.bool or bool((y < 0).any()):
+            raise ValueError(f"class-aware sampling needs 1-D integer labels >= 0, one per training sample; got dtype {y.dtype}, shape {tuple(y.shape)}")
+        y = y.long()
+        self.counts = torch.bincount(y)  # classes without samples get probability 0
+        present = self.counts > 0
+        p = torch.zeros(len(self.counts), dtype=torch.float64)
+        p[present] = self.counts[present].double().pow(self.q)
+        self.class_probs = p / p.sum()
+        self.members = torch.argsort(y, stable=True)  # sample indices grouped by class, in index order
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n sample indices (int64, CPU), drawn with replacement."""
+        classes = torch.multinomial(self.class_probs, n, replacement=True, generator=generator)
+        sizes = self.counts[classes]
+        offset = (torch.rand(n, generator=generator, dtype=torch.float64) * sizes).long()
+        offset = torch.minimum(offset, sizes - 1)  # rand < 1, but keep a rounding edge inside the class
+        return self.members[self.starts[classes] + offset]
+
+
+def epoch_order(n: int, generator: torch.Generator, sampling: ClassAwareSampling | None = None) -> torch.Tensor:
+    """The N positions of an epoch: a permutation (instance sampling, `sampling=None`, the paper) or N class-aware
+    draws with replacement."""
+    if sampling is None or sampling.q == 1.0:
+        return torch.randperm(n, generator=generator)
+    return sampling.draw(n, generator)
+
+
+def class_aware_sampling(labels, sampler: str) -> ClassAwareSampling | None:
+    """None for the instance sampler (a plain permutation: exactly the paper's order), else a ClassAwareSampling."""
+    if check_sampler(sampler) == "instance":
+        return None
+    if labels is None:
+        raise ValueError(f"sampler={sampler!r} needs the training labels")
+    return ClassAwareSampling(labels, sampler)
 
 
 def check_sharding(batch_size, rank, world_size) -> tuple[int, int, int]:

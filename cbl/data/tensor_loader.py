@@ -11,6 +11,7 @@ Reproducibility: the epoch order and every sample's crop/flip are drawn at `set_
 generator of (seed, e) (see epoch.py), indexed by position in the epoch.  So an epoch is a pure function of
 (seed, epoch), a resumed run replays exactly, and under DDP each rank augments its samples exactly as a
 single process would.  `batch_size` is the GLOBAL batch; each rank yields its shard of every global batch.
+`sampler` picks the training order (epoch.py): a permutation ("instance") or class-aware draws.
 
 The crop and flip are one gather: the padded dataset is stored once, and output pixel (i, j) of a sample
 at offset (dy, dx) reads padded row dy + i and column dx + j (dx + W-1-j when flipped).
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cbl.data.epoch import check_nonneg_int, check_sharding, epoch_generator, num_batches, rank_slice
+from cbl.data.epoch import check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, num_batches, rank_slice
 
 
 def to_nchw_uint8(images) -> Tensor:
@@ -69,6 +70,7 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
         channels_last: bool = False,
+        sampler: str = "instance",
     ) -> None:
         self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size)
         self.train, self.drop_last, self.channels_last = bool(train), bool(drop_last), bool(channels_last)
@@ -88,6 +90,8 @@ class TensorLoader:
         self.images = torch.zeros((len(x), c, self.height + 2 * p, self.width + 2 * p), dtype=torch.uint8, device=self.device)
         self.images[:, :, p : p + self.height, p : p + self.width] = x.to(self.device)
         self.labels = y.to(device=self.device, dtype=torch.int64)
+        # sampler (training only): "instance" is a permutation per epoch; see epoch.py for the class-aware ones
+        self.sampling = class_aware_sampling(y, sampler) if self.train else None
         self.set_epoch(0)
 
     def __len__(self) -> int:
@@ -101,7 +105,7 @@ class TensorLoader:
             self.order = torch.arange(n, device=self.device)
             return
         g = epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(n, generator=g)
+        order = epoch_order(n, g, self.sampling)
         dy = torch.randint(0, 2 * self.pad + 1, (n,), generator=g)
         dx = torch.randint(0, 2 * self.pad + 1, (n,), generator=g)
         flip = torch.rand(n, generator=g) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)

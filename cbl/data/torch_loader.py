@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cbl.data.arrays import check_images
-from cbl.data.epoch import check_nonneg_int, check_sharding, epoch_generator, num_batches, rank_slice
+from cbl.data.epoch import check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, num_batches, rank_slice
 
 
 class ArrayDataset(Dataset):
@@ -67,17 +67,21 @@ class _Seeded(Dataset):
 class EpochBatchSampler(Sampler):
     """Yields this rank's [(index, sample_seed), ...] for every global batch of the epoch (see epoch.py)."""
 
-    def __init__(self, n: int, batch_size: int, *, train: bool, seed: int, drop_last: bool, rank: int, world_size: int) -> None:
+    def __init__(self, n: int, batch_size: int, *, train: bool, seed: int, drop_last: bool, rank: int, world_size: int,
+                 sampler: str = "instance", labels=None) -> None:
         self.n, self.train, self.drop_last = int(n), bool(train), bool(drop_last)
         self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size)
         self.seed = check_nonneg_int("seed", seed)
+        self.sampling = class_aware_sampling(labels, sampler) if self.train else None
+        if self.sampling is not None and len(self.sampling.members) != self.n:
+            raise ValueError(f"labels has {len(self.sampling.members)} entries but the dataset has {self.n} samples")
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = check_nonneg_int("epoch", epoch)
         if self.train:
             g = epoch_generator(self.seed, self.epoch)
-            self.order = torch.randperm(self.n, generator=g).tolist()
+            self.order = epoch_order(self.n, g, self.sampling).tolist()
             self.sample_seeds = torch.randint(0, 2**63 - 1, (self.n,), generator=g).tolist()
         else:
             self.order, self.sample_seeds = list(range(self.n)), [None] * self.n
@@ -117,12 +121,17 @@ class TorchLoader:
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
         channels_last: bool = False,
+        sampler: str = "instance",
+        labels=None,
     ) -> None:
+        """`sampler` (training only): "instance" (a permutation), "class_balanced" or "sqrt" (epoch.py), which
+        need `labels`, the class of every dataset item."""
         self.device = torch.device(device)
         self.channels_last = bool(channels_last)
         self.num_samples = len(dataset)
         self.sampler = EpochBatchSampler(
-            len(dataset), batch_size, train=train, seed=seed, drop_last=drop_last, rank=rank, world_size=world_size
+            len(dataset), batch_size, train=train, seed=seed, drop_last=drop_last, rank=rank, world_size=world_size,
+            sampler=sampler, labels=labels,
         )
         num_workers = check_nonneg_int("num_workers", num_workers)
         self.loader = DataLoader(

@@ -5,8 +5,9 @@
 - `small_cnn`: a few-thousand-parameter CNN for the offline demo (not in the paper).
 
 `build_model(name, num_classes, loss_type)` also initialises the classifier for the loss, as the authors'
-code does: bias -log(C - 1) for sigmoid / focal heads (prior 1 / C per class), 0 for softmax.  Every model's
-final nn.Linear is `model.fc`.
+code does: bias -log(C - 1) for sigmoid / focal heads (prior 1 / C per class), 0 for softmax; "cosine" (the
+LDAM loss, beyond the paper) replaces it by a cosine classifier (heads.py).  Every model's final nn.Linear is
+`model.fc`.
 
 Example:
     >>> model = build_model("resnet32", num_classes=10, loss_type="focal")
@@ -20,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from cbl.losses import check_loss_type
+from cbl.models.heads import HEAD_TYPES, NormedLinear, check_head_type, cosine_head_
 from cbl.models.initialization import glorot_init_, prior_bias_init
 from cbl.models.param_groups import NORM_TYPES, parameter_groups, unwrap, use_sync_batchnorm
 from cbl.models.resnet_cifar import CifarResNet, ShortcutA, resnet32
@@ -55,7 +56,7 @@ def build_model(name: str, num_classes: int, loss_type: str = "softmax", in_chan
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    check_loss_type(loss_type)
+    check_head_type(loss_type)
     unknown = sorted(set(options) - set(MODEL_OPTIONS[name]))
     if unknown:
         allowed = ", ".join(MODEL_OPTIONS[name]) or "none"
@@ -63,6 +64,8 @@ def build_model(name: str, num_classes: int, loss_type: str = "softmax", in_chan
     model = _BUILDERS[name](num_classes, in_channels, **options)
     if loss_type in ("sigmoid", "focal"):
         prior_bias_init(model.fc, num_classes)
+    elif loss_type == "cosine":
+        cosine_head_(model)
     else:
         with torch.no_grad():
             model.fc.bias.zero_()  # every builder already does this; kept explicit for the softmax contract
@@ -70,13 +73,17 @@ def build_model(name: str, num_classes: int, loss_type: str = "softmax", in_chan
 
 
 __all__ = [
+    "HEAD_TYPES",
     "MODEL_NAMES",
     "MODEL_OPTIONS",
     "NORM_TYPES",
     "CifarResNet",
+    "NormedLinear",
     "ShortcutA",
     "SmallCNN",
     "build_model",
+    "check_head_type",
+    "cosine_head_",
     "glorot_init_",
     "parameter_groups",
     "prior_bias_init",
