@@ -51,26 +51,26 @@ reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), th
 	$(PY) -m cbl.train sweep=table2_softmax_sigmoid resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table2_focal resume=true $(ARGS) || status=1; \
 	$(PY) scripts/sweep_summary.py outputs/table2 || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --readme README.md; \
 	exit $$status
 
 reproduce-inat: $(STAMP) ## Table 3, iNaturalist 2017/2018 columns (18 x 90-epoch runs; use torchrun / SLURM, see README)
 	status=0; \
 	$(PY) -m cbl.train sweep=table3_softmax dataset=inat2017,inat2018 resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table3_cb_focal dataset=inat2017,inat2018 resume=true $(ARGS) || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md; \
 	exit $$status
 
 reproduce-imagenet: $(STAMP) ## Table 3, ILSVRC 2012 column (9 x 90-epoch runs)
 	status=0; \
 	$(PY) -m cbl.train sweep=table3_softmax dataset=ilsvrc2012 resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table3_cb_focal dataset=ilsvrc2012 resume=true $(ARGS) || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md; \
 	exit $$status
 
 tables: $(STAMP) ## regenerate the README tables from the runs under outputs/
-	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --readme README.md
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --readme README.md
+	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --readme README.md
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md
 
 figures: $(STAMP) ## Figures 3, 4, 5 of the paper as PNGs under outputs/figures
 	$(PY) scripts/plot.py --out outputs/figures --runs outputs

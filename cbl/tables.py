@@ -161,9 +161,11 @@ class Table2Result:
     paper: paper.Table2Row | None
 
 
-def build_table2(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table2Result], Notes, list[Run]]:
-    """Table 2 rows for the (dataset, IF) pairs present in `runs`, in the paper's order; also the notes and the
-    finished runs the table uses."""
+def build_table2(
+    runs: list[Run], metric: str = "top1_err", all_rows: bool = False
+) -> tuple[list[Table2Result], Notes, list[Run]]:
+    """Table 2 rows for the (dataset, IF) pairs present in `runs` (every pair of the paper with `all_rows`, "—"
+    where there is no run yet), in the paper's order; also the notes and the finished runs the table uses."""
     notes = Notes()
     mine = [r for r in runs if _cifar_name(r.dataset) and is_paper_method(r)]
     notes.left_out(runs, mine, "Table 2")
@@ -171,6 +173,9 @@ def build_table2(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table2
     order = [paper_row.dataset for paper_row in paper.table2()]
     rows = []
     by_cell = _group(done, lambda r: (r.dataset.removesuffix("_lt"), r.imbalance_factor))
+    if all_rows:
+        for paper_row in paper.table2():
+            by_cell.setdefault((paper_row.dataset, paper_row.imbalance_factor), [])
     for dataset, imb in sorted(by_cell, key=lambda k: (order.index(k[0]), -(k[1] or 0))):
         cell_runs = by_cell[dataset, imb]
         label = f"{_CIFAR[dataset]} IF {imb}"
@@ -246,7 +251,10 @@ def _paper_table3_row(model, loss, beta, gamma, input_size) -> paper.Table3Row |
     return None
 
 
-def build_table3(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table3Result], Notes, list[Run]]:
+def build_table3(
+    runs: list[Run], metric: str = "top1_err", all_rows: bool = False
+) -> tuple[list[Table3Result], Notes, list[Run]]:
+    """Table 3 rows for the configurations present in `runs` (and every row of the paper with `all_rows`)."""
     notes = Notes()
     mine = [r for r in runs if r.dataset in paper.TABLE3_DATASETS and is_paper_method(r)]
     notes.left_out(runs, mine, "Table 3")
@@ -261,6 +269,11 @@ def build_table3(runs: list[Run], metric: str = "top1_err") -> tuple[list[Table3
             results[d] = (_stat(sub, metric), _stat(sub, "top5_err"))
         ref = _paper_table3_row(model, loss, beta, gamma, size)
         rows.append(Table3Result(model, loss, beta, gamma, size, results, ref))
+    if all_rows:
+        present = [r.paper for r in rows]  # Table3Row holds a dict: compared by value, not hashed
+        rows += [Table3Result(p.model, p.loss_type, p.beta or 0.0, p.gamma, p.input_size,
+                              {d: (None, None) for d in paper.TABLE3_DATASETS}, p)
+                 for p in paper.table3() if p not in present]  # fmt: skip
     order = paper.table3()  # the paper's rows in its order, then ours beyond the paper
     rows.sort(key=lambda t: (order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta, str(t.gamma),
                              str(t.input_size)))  # fmt: skip
@@ -310,7 +323,9 @@ class MethodsResult:
     seeds: list
 
 
-def build_methods(runs: list[Run], metric: str = "top1_err") -> tuple[list[MethodsResult], Notes, list[Run]]:
+def build_methods(
+    runs: list[Run], metric: str = "top1_err", all_rows: bool = False
+) -> tuple[list[MethodsResult], Notes, list[Run]]:  # all_rows: every row is a run here, so nothing to add
     notes = Notes()
     done = _finished(runs, metric, notes)
     def key(r: Run) -> tuple:
@@ -384,15 +399,16 @@ class TableError(Exception):
     """A one-line reason why no table can be made (e.g. no finished runs for it)."""
 
 
-def make_table(kind: str, runs: list[Run], metric: str = "top1_err") -> tuple[str, list[Run]]:
+def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: bool = False) -> tuple[str, list[Run]]:
     """Markdown for table `kind` ("2", "3" or "methods"): the table, notes, the runs it used, and the failed /
-    incomplete runs.  Returns (markdown, finished runs used).  Raises TableError when no finished run fits."""
+    incomplete runs.  Returns (markdown, finished runs used).  Raises TableError when no finished run fits,
+    unless `all_rows` (tables 2 and 3: every row of the paper, "—" where there is no run yet)."""
     if kind not in BUILDERS:
         raise TableError(f"unknown table {kind!r} (choose from {', '.join(BUILDERS)})")
     if metric not in METRICS:
         raise TableError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     build, render = BUILDERS[kind]
-    rows, notes, used = build(runs, metric)
+    rows, notes, used = build(runs, metric, all_rows)
     if not rows:
         bad = sum(r.status != "finished" for r in runs)
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": ""}[kind]

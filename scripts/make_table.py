@@ -2,7 +2,7 @@
 """Make the paper's tables from run directories, with the published numbers side by side.
 
     python scripts/make_table.py --runs outputs/table2 --table 2 [--out outputs/tables/table2.md] [--readme README.md]
-    python scripts/make_table.py --runs outputs/table3 --table 3
+    python scripts/make_table.py --runs outputs/table3 --table 3 --all-rows   # every paper row, "—" until run
     python scripts/make_table.py --runs outputs/demo --table methods [--marker demo]
 
 --table 2: Table 2 (ResNet-32, long-tailed CIFAR); 3: Table 3 (iNat 2017/2018, ILSVRC 2012); methods: any runs
@@ -38,11 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--readme", help="replace the marked section of this Markdown file")
     p.add_argument("--marker", help="section name in the --readme markers (default: table2, table3 or methods)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="tables 2 and 3: every row of the paper, with — where there is no run yet (no runs is fine)")
     args = p.parse_args(argv)
 
     try:
-        runs = find_runs(args.runs)
-        markdown, used = make_table(args.table, runs, args.metric)
+        runs = find_runs(args.runs) if not args.all_rows or Path(args.runs).is_dir() else []
+        markdown, used = make_table(args.table, runs, args.metric, all_rows=args.all_rows)
     except (RunsError, TableError) as e:
         fail(PROG, str(e))
     command = shlex.join(["python", "scripts/make_table.py", *argv])

@@ -188,3 +188,23 @@ def test_notes_flag_duplicate_seeds_mixed_epochs_and_missing_errors(tmp_path):
     assert "3 finished runs: model resnet32, epochs 200, 3, commit abc1234." in md
     assert f"`{nan_run}` finished without a finite top1_err; left out" in md
     assert f"{statistics.mean([29.0, 30.0, 28.0]):.2f} ± {statistics.stdev([29.0, 30.0, 28.0]):.2f} (n=3)" in md
+
+
+def test_all_rows_shows_every_paper_row_and_fills_the_ones_with_runs(tmp_path):
+    write_run(tmp_path / "runs" / "a", imbalance_factor=100, loss="softmax", top1=29.0)
+    rows, _, used = build_table2(find_runs(tmp_path / "runs"), all_rows=True)
+    assert [(r.dataset, r.imbalance_factor) for r in rows] == [(p.dataset, p.imbalance_factor) for p in paper.table2()]
+    filled = [r for r in rows if any(s is not None for s in r.baselines.values())]
+    assert [(r.dataset, r.imbalance_factor) for r in filled] == [("cifar10", 100)]
+    assert filled[0].baselines[("softmax", None)].mean == 29.0 and len(used) == 1
+    markdown, _ = make_table("2", [], all_rows=True)  # no runs at all: the paper's numbers, ours "—"
+    assert markdown.count("| ours |") == 12 and "34.32" in markdown and "28.39" in markdown
+    table3, _ = make_table("3", [], all_rows=True)
+    assert table3.count("| ours |") == 9 and "30.95" in table3 and "4.97" in table3
+    with pytest.raises(Exception, match="no finished"):
+        make_table("2", [])
+
+
+def test_all_rows_from_the_command_line_without_a_runs_folder(tmp_path):
+    out = run_script("make_table", "--runs", str(tmp_path / "absent"), "--table", "2", "--all-rows")
+    assert out.returncode == 0 and out.stdout.count("| ours |") == 12
