@@ -27,6 +27,7 @@ test-all: $(STAMP) ## run every test, the slow and data-dependent ones too
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 # Extra Hydra overrides for the sweeps, e.g. ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=4 seed=0,1,2"
+# or ARGS="hydra/launcher=slurm hydra.launcher.partition=gpu" (README "Scaling out")
 ARGS ?=
 
 demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed digits (CPU, < 1 min)

@@ -25,6 +25,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from cbl.criterion import LOSS_NAMES
 from cbl.data import DATASET_NAMES, SAMPLERS
+from cbl.distributed import process_rank
 from cbl.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses import REDUCTIONS, check_beta, check_gamma
 from cbl.weighting import WEIGHTINGS
@@ -68,9 +69,19 @@ def dirname_or_default(override_dirname: str) -> str:
     return override_dirname or "default"
 
 
+def by_rank(main: Any, other: Any) -> Any:
+    """`main` in the rank-0 (or only) process, `other` in the others: what each process of a torchrun /
+    submitit job writes through Hydra (configs/train.yaml: .hydra/ from rank 0 only, train.log vs train.rank1.log)."""
+    return main if process_rank() == 0 else other
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("cbl_dirname"):
         OmegaConf.register_new_resolver("cbl_dirname", dirname_or_default)
+    if not OmegaConf.has_resolver("cbl_by_rank"):
+        OmegaConf.register_new_resolver("cbl_by_rank", by_rank)
+    if not OmegaConf.has_resolver("cbl_rank"):
+        OmegaConf.register_new_resolver("cbl_rank", process_rank)
 
 
 register_resolvers()

@@ -4,6 +4,11 @@
 The training loop keeps per-step losses on the device and reads them back every `check_every` steps, so
 on a GPU the host does not wait for every step; a non-finite loss is still caught within that window and
 stops the run (the model of the last checkpoint is intact, since checkpoints are written at epoch ends).
+
+Under DDP each rank's loss is scaled by the loader's `loss_scale(step)` (1.0 except for a last batch that
+splits unevenly over the ranks, see cbl/data/epoch.py), so the averaged gradient is that of the global-batch
+mean, and the loss window is averaged over the ranks before it is checked: every rank sees the same
+(global-batch) losses, stops at the same step on a non-finite one, and reports the single-process loss.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cbl.distributed import all_reduce_mean
 from cbl.faults import maybe_kill
 from cbl.metrics import EvalAccumulator
 
@@ -51,10 +57,13 @@ def train_one_epoch(
     losses = torch.zeros(max(steps, 1), device=device)
     checked = 0
     start = time.perf_counter()
+    scale = getattr(loader, "loss_scale", lambda k: 1.0)
     bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
         with autocast(device, amp_dtype):
             loss = criterion(model(images), labels)
+        if (factor := scale(step)) != 1.0:
+            loss = loss * factor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -63,6 +72,9 @@ def train_one_epoch(
         maybe_kill("step")
         if (step + 1) % check_every == 0 or step + 1 == steps:
             window = losses[checked : step + 1]
+            reduced = all_reduce_mean(window)  # the window itself in a single process
+            if reduced is not window:
+                window.copy_(reduced)
             finite = torch.isfinite(window)
             if not bool(finite.all()):
                 bad = checked + int((~finite).nonzero()[0])

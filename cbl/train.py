@@ -15,6 +15,11 @@ Examples:
     python -m cbl.train -m loss=focal loss.beta=0.9,0.99,0.999,0.9999 loss.gamma=0.5,1.0,2.0
     python -m cbl.train sweep=table2_focal                # a whole column block of Table 2
     torchrun --nproc_per_node=8 -m cbl.train experiment=table3 dataset=inat2018
+
+Under torchrun (or a multi-task submitit job, cbl/distributed.py) optim.batch_size stays the GLOBAL batch,
+each process trains on its 1/N share and evaluates its share of the test set (counts are summed), and rank 0
+alone writes the files above; the result equals the single-process run up to float rounding (and per-process
+BatchNorm statistics unless distributed.sync_bn=true).  README "Scaling out" has the recipes.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cbl import config as cbl_config
-from cbl.checkpoint import CorruptCheckpointError, atomic_write_text, list_checkpoints, load_latest_checkpoint, save_checkpoint
+from cbl.checkpoint import (CorruptCheckpointError, atomic_write_text, list_checkpoints, load_checkpoint,
+                            load_latest_checkpoint, save_checkpoint)
 from cbl.criterion import build_criterion, head_type, method_label
 from cbl.data import build_data
-from cbl.distributed import DistEnv, barrier, cleanup_distributed, setup_distributed
+from cbl.distributed import DistEnv, barrier, broadcast_object, setup_distributed
 from cbl.engine import DivergenceError, evaluate, train_one_epoch
 from cbl.faults import maybe_kill
 from cbl.metrics import shot_accuracy
@@ -172,8 +178,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         cbl_config.check(cfg)
-        env = setup_distributed(cfg.device, cfg.distributed.backend)
+        env = setup_distributed(cfg.device, cfg.distributed.backend, job_num=multirun_job_num())
         progress.is_main = env.is_main
+        check_distributed(cfg, env)
         return _train(cfg, run_dir, env, progress)
     except BaseException as e:
         if progress.is_main:
@@ -182,7 +189,29 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-        cleanup_distributed()
+        # the process group (if any) stays for the next job of a multirun; it is left at exit (cbl.distributed)
+
+
+def multirun_job_num() -> int | None:
+    """Hydra's job number inside a multirun (device=auto spreads a sweep's jobs over the GPUs), else None."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    return int(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def check_distributed(cfg: DictConfig, env: DistEnv) -> None:
+    """What only the launch can tell (the number of processes, the device), checked before any work starts."""
+    if int(cfg.optim.batch_size) % env.world_size:
+        raise cbl_config.ConfigError(
+            f"optim.batch_size={cfg.optim.batch_size} is not allowed: it is the global batch and must be divisible by "
+            f"the number of processes ({env.world_size}), each of which gets batch_size / {env.world_size}"
+        )
+    if cfg.distributed.sync_bn and env.distributed and env.device.type != "cuda":
+        raise cbl_config.ConfigError(
+            f"distributed.sync_bn=true is not allowed on device {env.device.type}: torch's SyncBatchNorm runs on CUDA "
+            f"only; use GPUs or distributed.sync_bn=false (per-process BatchNorm)"
+        )
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, error: BaseException, progress: Progress) -> None:
@@ -259,7 +288,10 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     start_epoch, wall_time, wandb_id = 1, 0.0, None
     history = progress.history
     if cfg.resume:
-        state = load_latest_checkpoint(run_dir, map_location=device)
+        # rank 0 picks the checkpoint (the newest that verifies) and every rank loads that very file
+        newest = load_latest_checkpoint(run_dir, map_location=device) if env.is_main else None
+        path = broadcast_object(newest["path"] if newest is not None else None)
+        state = newest if env.is_main or path is None else {**load_checkpoint(path, map_location=device), "path": path}
         if state is not None:
             differs = cbl_config.first_difference(cbl_config.with_added_keys(state["config"]), comparable)
             if differs:
@@ -275,6 +307,10 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             history[:] = state["history"]
             wall_time, wandb_id = state["wall_time_s"], state.get("wandb_id")
             log.info("resuming %s from %s (epoch %d)", run_dir, state["path"], state["epoch"])
+            if state.get("world_size", env.world_size) != env.world_size:
+                log.warning("the checkpoint was written by %d process(es), this run has %d: the same optimisation "
+                            "(global batch), except that BatchNorm statistics are per process", state["world_size"],
+                            env.world_size)
         else:
             log.info("resume=true but %s has no valid checkpoint; starting from epoch 1", run_dir)
 
@@ -334,6 +370,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                         "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
                         "config": comparable, "wall_time_s": elapsed, "wandb_id": tracker.run_id,
+                        "world_size": env.world_size,
                     },
                     run_dir, epoch, keep=int(cfg.keep_checkpoints),
                 )
@@ -384,7 +421,8 @@ def _pct(value: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------- Hydra entry
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+# an absolute path: the same configs whether this file runs as __main__ or is imported as cbl.train (below)
+@hydra.main(version_base="1.3", config_path=str(cbl_config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -399,4 +437,9 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m cbl.train` runs this file as __main__; call the entry point of the importable cbl.train instead,
+    # so that launchers which pickle the task function into other processes (hydra/launcher=joblib,
+    # submitit_local, slurm) pickle a reference to cbl.train.main rather than this module's globals by value
+    from cbl.train import main as _importable_main
+
+    _importable_main()

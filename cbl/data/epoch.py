@@ -14,11 +14,21 @@
 * With world_size R, rank r takes positions r, r+R, r+2R, ... of every global batch, so each rank gets
   B/R samples and the union over ranks of batch k is exactly the single-process batch k.  Every rank has
   the same number of batches (DDP needs the ranks in step).
-* B must be divisible by R, so every full batch gives each rank B/R samples.
+* In training B must be divisible by R, so every full batch gives each rank B/R samples.  The last partial
+  batch (n mod B samples) may still split unevenly (some ranks get one more); `loss_scale` gives the
+  factor that makes DDP's average of the ranks' mean-loss gradients the gradient of the global-batch mean.
+* Evaluation batches need not divide by R (eval_batch_size 100 on 8 GPUs is fine): ranks get 12 or 13.
 * Training without drop_last keeps the last partial batch, except, under R > 1, when it has fewer than R
   samples (some rank would get an empty batch): then it is dropped on every rank, so all ranks keep the
   same number of batches.  Evaluation sees every sample exactly once, never pads or drops; a rank that
   has no sample in the last partial batch skips it (evaluation needs no lock-step between ranks).
+
+This stands in for torch's DistributedSampler and keeps its contract -- `set_epoch(e)` before each epoch,
+disjoint shards, every sample once per epoch over all ranks -- without its two problems here: it pads the
+evaluation set with repeated images up to a multiple of R (test counts would be wrong), and it seeds the
+shuffle with seed + epoch (runs with seeds 0 and 1 would share epoch orders).  Sharding each global batch,
+rather than the epoch, also keeps every optimizer step's union of samples and their augmentation identical
+to the single-process run, whatever R.
 """
 
 from __future__ import annotations
@@ -96,14 +106,14 @@ def class_aware_sampling(labels, sampler: str) -> ClassAwareSampling | None:
     return ClassAwareSampling(labels, sampler)
 
 
-def check_sharding(batch_size, rank, world_size) -> tuple[int, int, int]:
+def check_sharding(batch_size, rank, world_size, *, train: bool = True) -> tuple[int, int, int]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1 (the global batch over all ranks); got {batch_size!r}")
     if isinstance(world_size, bool) or not isinstance(world_size, numbers.Integral) or world_size < 1:
         raise ValueError(f"world_size must be an integer >= 1; got {world_size!r}")
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an integer in [0, {world_size}); got {rank!r}")
-    if batch_size % world_size:
+    if train and batch_size % world_size:
         raise ValueError(f"batch_size {batch_size} is the global batch and must be divisible by world_size {world_size}")
     return int(batch_size), int(rank), int(world_size)
 
@@ -121,3 +131,18 @@ def num_batches(n: int, batch_size: int, *, train: bool, drop_last: bool, rank: 
 def rank_slice(k: int, n: int, batch_size: int, rank: int, world_size: int) -> slice:
     """Positions of the epoch order that rank `rank` gets for global batch k."""
     return slice(k * batch_size + rank, min((k + 1) * batch_size, n), world_size)
+
+
+def loss_scale(k: int, n: int, batch_size: int, rank: int, world_size: int) -> float:
+    """Factor for rank `rank`'s mean loss on training batch k: b_r * R / b, with b_r its share of the b samples
+    of global batch k.
+
+    The losses divide by the local batch size and DDP averages the gradients over the R ranks, so the update
+    is (1/R) sum_r grad(L_r / b_r); scaling rank r's loss by b_r * R / b turns it into grad(sum_r L_r / b), the
+    gradient of the single-process mean over the global batch.  1.0 whenever the shards are equal (every full
+    batch, and every batch of a single process); the scaled losses also average over ranks to the global mean.
+    """
+    s = rank_slice(k, n, batch_size, rank, world_size)
+    b = min((k + 1) * batch_size, n) - k * batch_size
+    b_r = len(range(s.start, s.stop, s.step))
+    return 1.0 if b_r * world_size == b else b_r * world_size / b

@@ -25,7 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cbl.data.epoch import check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, num_batches, rank_slice
+from cbl.data.epoch import (
+    check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale, num_batches,
+    rank_slice,
+)
 
 
 def to_nchw_uint8(images) -> Tensor:
@@ -72,7 +75,7 @@ class TensorLoader:
         channels_last: bool = False,
         sampler: str = "instance",
     ) -> None:
-        self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size)
+        self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size, train=train)
         self.train, self.drop_last, self.channels_last = bool(train), bool(drop_last), bool(channels_last)
         self.seed = check_nonneg_int("seed", seed)
         self.pad = check_nonneg_int("pad", pad) if train else 0
@@ -96,6 +99,10 @@ class TensorLoader:
 
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, train=self.train, drop_last=self.drop_last, rank=self.rank, world_size=self.world_size)
+
+    def loss_scale(self, k: int) -> float:
+        """Factor for this rank's mean loss on batch k (1.0 unless the last batch splits unevenly; see epoch.py)."""
+        return loss_scale(k, self.num_samples, self.batch_size, self.rank, self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch `epoch`'s order and all its crop/flip parameters (position-indexed) from (seed, epoch)."""

@@ -23,7 +23,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cbl.data.arrays import check_images
-from cbl.data.epoch import check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, num_batches, rank_slice
+from cbl.data.epoch import (
+    check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale, num_batches,
+    rank_slice,
+)
 
 
 class ArrayDataset(Dataset):
@@ -70,7 +73,7 @@ class EpochBatchSampler(Sampler):
     def __init__(self, n: int, batch_size: int, *, train: bool, seed: int, drop_last: bool, rank: int, world_size: int,
                  sampler: str = "instance", labels=None) -> None:
         self.n, self.train, self.drop_last = int(n), bool(train), bool(drop_last)
-        self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size)
+        self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size, train=train)
         self.seed = check_nonneg_int("seed", seed)
         self.sampling = class_aware_sampling(labels, sampler) if self.train else None
         if self.sampling is not None and len(self.sampling.members) != self.n:
@@ -157,6 +160,11 @@ class TorchLoader:
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+    def loss_scale(self, k: int) -> float:
+        """Factor for this rank's mean loss on batch k (1.0 unless the last batch splits unevenly; see epoch.py)."""
+        s = self.sampler
+        return loss_scale(k, s.n, s.batch_size, s.rank, s.world_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in self.loader:

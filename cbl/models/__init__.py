@@ -44,7 +44,7 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "resnet50": ("zero_init_residual", "fc_init_std"),
     "resnet101": ("zero_init_residual", "fc_init_std"),
     "resnet152": ("zero_init_residual", "fc_init_std"),
-    "small_cnn": ("width",),
+    "small_cnn": ("width", "norm"),
 }
 
 
