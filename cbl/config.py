@@ -65,8 +65,11 @@ class ConfigError(ValueError):
 
 # ----------------------------------------------------------------------------- run directory names
 def dirname_or_default(override_dirname: str) -> str:
-    """Hydra's override_dirname (sorted 'key=value' pairs) names the run; no overrides -> 'default'."""
-    return override_dirname or "default"
+    """Hydra's override_dirname (sorted 'key=value' pairs) names the run; no overrides -> 'default'.
+
+    Booleans are written in lower case: a multirun spells `deterministic=true` as `deterministic=True`, and the
+    same configuration must land in the same folder (and resume there) however it was launched."""
+    return re.sub(r"=(True|False)(?=,|$)", lambda m: "=" + m.group(1).lower(), override_dirname) or "default"
 
 
 def by_rank(main: Any, other: Any) -> Any:

@@ -75,3 +75,12 @@ def test_multirun_with_a_failing_job_finishes_the_others_and_lists_the_failure(t
     assert listing.returncode == 1
     assert "2 finished" in listing.stdout and "1 failed" in listing.stdout
     assert "loss.beta=1.0" in listing.stdout and "beta must be a number in [0, 1)" in listing.stdout
+
+
+def test_a_sweep_job_and_the_same_single_run_share_one_folder(tmp_path):
+    sweep = run_cli(["-m", *FAST, "loss.beta=0.9", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    (folder,) = [p for p in (tmp_path / "demo").iterdir() if p.is_dir()]
+    assert "deterministic=true" in folder.name  # not "True", as Hydra's multirun spells it
+    single = run_cli([*FAST, "loss.beta=0.9", "resume=true", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert single.returncode == 0 and "already finished" in single.stdout + single.stderr
