@@ -377,7 +377,8 @@ def _pct(value: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------- Hydra entry
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+# an absolute config path: the same configs/ whether this runs as __main__ or as the imported cbl.train
+@hydra.main(version_base="1.3", config_path=str(cbl_config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -392,4 +393,9 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Call the importable cbl.train.main, not this __main__ copy of it: launchers that pickle the task function
+    # (hydra/launcher=joblib: several runs at once) then pickle a reference, not this module's globals
+    # (cloudpickle cannot pickle torch.backends.cudnn, which seed_everything uses).
+    from cbl.train import main as importable_main
+
+    importable_main()
