@@ -25,6 +25,7 @@ from cbl.data import DATASET_NAMES
 from cbl.losses import check_beta, check_gamma
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
 from cbl.optim import OPTIMIZER_NAMES, check_schedule
+from cbl.perf import COMPILE_MODES, compile_options
 from cbl.tracking import WANDB_MODES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -160,6 +161,10 @@ def check(cfg: DictConfig) -> None:
         _fail("seed", cfg.seed, "must be an integer >= 0")
     if cfg.precision not in PRECISIONS:
         _fail("precision", cfg.precision, f"choose one of {', '.join(PRECISIONS)}")
+    try:
+        compile_options(cfg.compile)
+    except ValueError:
+        _fail("compile", cfg.compile, f"choose true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(cfg.device)):
         _fail("device", cfg.device, "choose auto, cpu, cuda or cuda:<index>")
     for key in ("eval_every", "eval_batch_size", "keep_checkpoints", "loss_check_every"):
