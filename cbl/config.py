@@ -36,10 +36,11 @@ INPUT_SIZES = {
     "cifar10_lt": (32,), "cifar100_lt": (32,), "digits_lt": (8,),
     "inat2017": (224, 320), "inat2018": (224, 320), "ilsvrc2012": (224, 320),
 }
-#: keys that change how a run executes or reports, not what it computes: a run may resume with them changed
+#: keys that change how a run executes or reports, not what it computes (beyond float rounding, as the device
+#: itself does): a run may resume with them changed
 RUNTIME_KEYS = (
-    "resume", "device", "progress", "wandb", "name", "output_dir", "keep_checkpoints", "loss_check_every",
-    "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
+    "resume", "device", "channels_last", "compile", "progress", "wandb", "name", "output_dir", "keep_checkpoints",
+    "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
     "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
 )
 

@@ -484,7 +484,7 @@ def measure(args, paths: list[Path_], npz: str) -> tuple[list[Result], dict[str,
                 meter = CpuMeter()
                 with overall, meter:
                     train_s = _timed(g, "train", per_round)
-                    eval_s = _timed(g, "eval", args.eval_batches) if args.eval_batches else 0.0
+                    eval_s = _timed(g, "eval", args.eval_batches)
                 rounds[i].append({"train_s": train_s, "eval_s": eval_s, "other_load": meter.other_share()})
                 other = meter.other_share()
                 print(f"  round {r + 1}/{args.rounds} {results[i].path}: "
@@ -504,7 +504,7 @@ def measure(args, paths: list[Path_], npz: str) -> tuple[list[Result], dict[str,
         res.train_ips_rounds = [k * per_round * args.batch_size / x["train_s"] for x in rs]
         res.round_other_load = [x["other_load"] for x in rs]
         eval_s = sum(x["eval_s"] for x in used)
-        res.eval_ips = k * args.eval_batches * eval_batch * len(used) / eval_s if eval_s else float("nan")
+        res.eval_ips = k * args.eval_batches * eval_batch * len(used) / eval_s
         if res.compiled:  # the one-off compile time: warm-up time beyond what its steps take at full speed
             steady = k * args.warmup * args.batch_size / res.train_ips
             res.compile_s = max(0.0, res.warmup_s - steady)
@@ -546,6 +546,22 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ratio_line(results: list[Result]) -> str:
+    """The fastest float32 project path against standard, and against the fastest standard variant measured."""
+    ours = [r for r in results if r.fp32 and r.processes == 1 and not r.path.startswith("standard")]
+    standard = [r for r in results if r.path.startswith("standard")]
+    base = next((r for r in standard if r.path == "standard"), None)
+    if not ours or base is None:
+        return "ratio: needs the standard path and a project path (--paths standard,...)"
+    best, best_std = max(ours, key=lambda r: r.train_ips), max(standard, key=lambda r: r.train_ips)
+    line = (f"ratio: {best.path} trains {best.train_ips / base.train_ips:.2f}x as many images/s as standard "
+            f"({best.train_ips:,.0f} vs {base.train_ips:,.0f}), float32 both")
+    if best_std is not base:
+        line += (f"; {best.train_ips / best_std.train_ips:.2f}x the fastest standard variant, {best_std.path} "
+                 f"({best_std.train_ips:,.0f})")
+    return line
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:<index>")
@@ -573,8 +589,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for key in ("steps", "warmup", "rounds", "batch_size", "concurrent"):
         if getattr(args, key) < (0 if key == "warmup" else 1):
             p.error(f"--{key.replace('_', '-')} must be >= {0 if key == 'warmup' else 1}")
-    if args.eval_batches < 0 or (args.threads is not None and args.threads < 1):
-        p.error("--eval-batches must be >= 0 and --threads >= 1")
+    if args.eval_batches < 1 or (args.threads is not None and args.threads < 1):
+        p.error("--eval-batches and --threads must be >= 1")
     if args.steps < args.rounds:
         p.error(f"--steps ({args.steps}) must be at least --rounds ({args.rounds})")
     return args
@@ -625,11 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": [asdict(r) for r in results],
     }
     print(table(report))
-    fast = [r for r in results if r.fp32 and r.processes == 1 and r.ratio]
-    if fast:
-        best = max(fast, key=lambda r: r.train_ips)
-        print(f"\nratio: {best.path} trains {best.ratio:.2f}x as many images/s as standard "
-              f"({best.train_ips:,.0f} vs {best.train_ips / best.ratio:,.0f}), float32 both")
+    print("\n" + ratio_line(results))
     noisy = [r.path for r in results if r.rounds_clean == 0]
     if noisy:
         print(f"warning: other programs used more than {100 * args.max_other_load:.0f}% of the CPU in every round of "

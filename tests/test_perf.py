@@ -149,6 +149,16 @@ def test_compile_options_and_config_check():
         check(compose_cfg("compile=fast"))
 
 
+def test_memory_format_and_compile_do_not_tie_a_run_to_them():
+    # like the device: a run may resume with them changed, and they stay out of run folder names
+    from cbl.config import comparable
+
+    plain = OmegaConf.to_container(compose_cfg("channels_last=true", "compile=reduce-overhead"), resolve=False)
+    assert "channels_last" not in comparable(plain) and "compile" not in comparable(plain)
+    excluded = OmegaConf.load(ROOT / "configs" / "train.yaml").hydra.job.config.override_dirname.exclude_keys
+    assert {"channels_last", "compile", "loss_check_every", "device"} <= set(excluded)
+
+
 @pytest.mark.slow
 def test_compiled_model_gives_the_same_loss_and_gradients():
     x_np, y_np = images(16)
