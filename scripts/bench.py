@@ -266,13 +266,15 @@ class Runner:
         from cbl.engine import train_one_epoch
 
         start = time.perf_counter()
-        self.train(steps)
+        # evaluation first: starting the eval loader's workers (fork) makes the next writes to the process's
+        # memory copy-on-write faults, a one-off cost (once per run in training) that the warm-up steps absorb
+        self.evaluate(max(1, min(eval_batches, 2)))
         last = self.train_images % self.batch_size
         if self.compiled and last:  # compile the epoch's last, partial batch shape too, outside the timing
             x, y = next(iter(self.train_window.take(1)))
             train_one_epoch(self.model, [(x[:last], y[:last])], self.criterion, self.optimizer, self.scheduler, epoch=1,
                             device=self.device, amp_dtype=self.amp_dtype, check_every=1, progress=False)
-        self.evaluate(max(1, min(eval_batches, 2)))
+        self.train(steps)
         return time.perf_counter() - start
 
 
