@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
+.PHONY: help install test test-all demo bench compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ compare-methods-demo: $(STAMP) ## the same comparison on the offline digits demo
 	rm -rf outputs/methods_demo
 	$(PY) -m cbl.train sweep=methods_demo $(ARGS)
 	$(PY) scripts/make_table.py --runs outputs/methods_demo --table methods
+
+# scripts/bench.py options, e.g. BENCH_ARGS="--device cuda --concurrent 4 --json bench-gpu.json --readme README.md"
+BENCH_ARGS ?=
+
+bench: $(STAMP) ## images/s of ResNet-32: the standard PyTorch recipe vs this project's path, and the Table 2 projection
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
 	status=0; \

@@ -31,6 +31,7 @@ from cbl.losses import REDUCTIONS, check_beta, check_gamma
 from cbl.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
 from cbl.optim import OPTIMIZER_NAMES, check_schedule
+from cbl.perf import COMPILE_MODES, compile_options
 from cbl.tracking import WANDB_MODES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -41,10 +42,11 @@ INPUT_SIZES = {
     "cifar10_lt": (32,), "cifar100_lt": (32,), "digits_lt": (8,),
     "inat2017": (224, 320), "inat2018": (224, 320), "ilsvrc2012": (224, 320),
 }
-#: keys that change how a run executes or reports, not what it computes: a run may resume with them changed
+#: keys that change how a run executes or reports, not what it computes (beyond float rounding, as the device
+#: itself does): a run may resume with them changed
 RUNTIME_KEYS = (
-    "resume", "device", "progress", "wandb", "name", "output_dir", "keep_checkpoints", "loss_check_every",
-    "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
+    "resume", "device", "channels_last", "compile", "progress", "wandb", "name", "output_dir", "keep_checkpoints",
+    "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
     "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
 )
 
@@ -196,6 +198,10 @@ def check(cfg: DictConfig) -> None:
         _fail("seed", cfg.seed, "must be an integer >= 0")
     if cfg.precision not in PRECISIONS:
         _fail("precision", cfg.precision, f"choose one of {', '.join(PRECISIONS)}")
+    try:
+        compile_options(cfg.compile)
+    except ValueError:
+        _fail("compile", cfg.compile, f"choose true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(cfg.device)):
         _fail("device", cfg.device, "choose auto, cpu, cuda or cuda:<index>")
     for key in ("eval_every", "eval_batch_size", "keep_checkpoints", "loss_check_every"):

@@ -55,6 +55,7 @@ from cbl.faults import maybe_kill
 from cbl.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
 from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
+from cbl.perf import compile_options, tune_host_allocator
 from cbl.tracking import Tracker
 
 log = logging.getLogger("cbl.train")
@@ -254,6 +255,8 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
 
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = env.device
+    if device.type == "cpu":
+        tune_host_allocator()  # fewer page faults per step; same arithmetic (cbl/perf.py)
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.precision]
     # the top-level channels_last switch covers the batches as well as the model
     data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
@@ -332,7 +335,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if cfg.compile:
-        train_model = torch.compile(train_model)
+        train_model = torch.compile(train_model, **compile_options(cfg.compile))
 
     epochs = int(optim.epochs)
     last_eval: dict[str, Any] | None = None
