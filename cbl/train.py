@@ -24,12 +24,9 @@ BatchNorm statistics unless distributed.sync_bn=true).  README "Scaling out" has
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -38,17 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from cbl import config as cbl_config
 from cbl.checkpoint import (CorruptCheckpointError, atomic_write_text, list_checkpoints, load_checkpoint,
                             load_latest_checkpoint, save_checkpoint)
-from cbl.criterion import build_criterion, head_type, method_label
-from cbl.data import build_data
+from cbl.criterion import build_criterion, head_type
+from cbl.data import DataBundle, build_data
 from cbl.distributed import DistEnv, barrier, broadcast_object, setup_distributed
 from cbl.engine import DivergenceError, evaluate, train_one_epoch
 from cbl.faults import maybe_kill
@@ -56,6 +53,8 @@ from cbl.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
 from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
 from cbl.perf import compile_options, tune_host_allocator
+from cbl.reproducibility import rng_state, seed_everything, set_rng_state
+from cbl.run_files import git_commit, is_finished, run_fields, write_failure, write_history, write_json
 from cbl.tracking import Tracker
 
 log = logging.getLogger("cbl.train")
@@ -72,92 +71,6 @@ def _on_sigterm(signum, frame):
     raise Preempted("stopped by SIGTERM; the last checkpoint is kept, run again with resume=true")
 
 
-# ----------------------------------------------------------------------------- small helpers
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
-
-
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": random.getstate(),
-        # as plain lists: checkpoints are loaded with weights_only=True, which refuses numpy arrays
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    # rewritten whole (and atomically) each epoch, so it always agrees with the newest checkpoint
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-
-
-def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
-    """The fields tables and dashboards group runs by (also wandb's top-level config)."""
-    return {
-        "dataset": cfg.dataset.name,
-        "imbalance_factor": cfg.dataset.get("imbalance_factor"),
-        "num_classes": num_classes,
-        "model": cfg.model.name,
-        "input_size": cfg.dataset.get("input_size"),
-        "loss": cfg.loss.name,
-        "beta": float(cfg.loss.beta),
-        "gamma": float(cfg.loss.gamma),
-        "method": method_label(cfg.loss, cfg.sampler.name),
-        # beyond the paper (cbl.runs.Run.settings shows the ones that differ from the paper's defaults)
-        "weighting": cfg.loss.get("weighting", "effective_number"),
-        "drw_epoch": cfg.loss.get("drw_epoch"),
-        "reduction": cfg.loss.get("reduction", "batch"),
-        "sampler": cfg.sampler.name,
-        **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
-        "epochs": int(cfg.optim.epochs),
-        "batch_size": int(cfg.optim.batch_size),
-        "seed": int(cfg.seed),
-        "precision": cfg.precision,
-    }
-
-
-# ----------------------------------------------------------------------------- the run
 @dataclass
 class Progress:
     """What a failed run's metrics.json reports: filled in as the run gets going."""
@@ -167,6 +80,19 @@ class Progress:
     is_main: bool = True
 
 
+@dataclass
+class Setup:
+    """Everything a run trains with, built from the config."""
+
+    data: DataBundle
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    amp_dtype: torch.dtype | None
+
+
+# ----------------------------------------------------------------------------- the run
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one configuration into `run_dir` and return its final metrics (metrics.json).
 
@@ -216,33 +142,24 @@ def check_distributed(cfg: DictConfig, env: DistEnv) -> None:
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, error: BaseException, progress: Progress) -> None:
-    previous = read_json(run_dir / "metrics.json")
-    if previous and previous.get("status") == "finished":
-        return
     try:
         epochs, seed = int(cfg.optim.epochs), int(cfg.seed)
     except Exception:  # the config itself may be what failed
         epochs = seed = None
-    write_json(run_dir / "metrics.json", {
-        "status": "interrupted" if isinstance(error, (KeyboardInterrupt, Preempted)) else "failed",
-        "error": f"{type(error).__name__}: {error}".splitlines()[0],
-        "epochs": epochs,
-        "epochs_completed": progress.history[-1]["epoch"] if progress.history else 0,
-        "seed": seed,
-        "git_commit": git_commit(),
-        "run": progress.fields,
-    })
+    write_failure(
+        run_dir, status="interrupted" if isinstance(error, (KeyboardInterrupt, Preempted)) else "failed",
+        error=error, epochs=epochs, seed=seed, fields=progress.fields,
+        epochs_completed=progress.history[-1]["epoch"] if progress.history else 0,
+    )
 
 
-def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> dict[str, Any]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fields = progress.fields
-    fields.update(run_fields(cfg, num_classes=None))
-    finished = read_json(run_dir / "metrics.json")
-    if finished and finished.get("status") == "finished":
-        if cfg.resume:
-            log.info("%s already finished (top-1 error %.2f%%); nothing to do", run_dir, finished["top1_err"])
-            return finished
+def refuse_to_overwrite(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's metrics when resume=true; an error when the folder holds a run and resume=false."""
+    finished = is_finished(run_dir)
+    if finished and cfg.resume:
+        log.info("%s already finished (top-1 error %.2f%%); nothing to do", run_dir, finished["top1_err"])
+        return finished
+    if finished:
         raise cbl_config.ConfigError(
             f"{run_dir} already holds a finished run; pass resume=true to keep it, or delete the folder to train again"
         )
@@ -252,82 +169,127 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             f"{run_dir} already holds a run stopped after epoch {existing[0][0]}; pass resume=true to continue it, "
             f"or delete the folder to start over"
         )
+    return None
 
+
+def build(cfg: DictConfig, env: DistEnv) -> Setup:
+    """Data, model, criterion, optimizer and lr schedule of a config, on the run's device."""
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = env.device
     if device.type == "cpu":
         tune_host_allocator()  # fewer page faults per step; same arithmetic (cbl/perf.py)
-    amp_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.precision]
     # the top-level channels_last switch covers the batches as well as the model
     data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
     data = build_data(
         data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
         eval_batch_size=int(cfg.eval_batch_size), rank=env.rank, world_size=env.world_size, sampler=cfg.sampler.name,
     )
+    head = head_type(cfg.loss.name)
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
-    model = build_model(
-        cfg.model.name, data.num_classes, loss_type=head_type(cfg.loss.name), in_channels=data.in_channels,
-        **model_options,
-    )
+    model = build_model(cfg.model.name, data.num_classes, loss_type=head, in_channels=data.in_channels, **model_options)
     if env.distributed and cfg.distributed.sync_bn:
         model = use_sync_batchnorm(model)
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = build_criterion(cfg.loss, data.samples_per_class).to(device)
-    optim = cfg.optim
+    o = cfg.optim
     optimizer = build_optimizer(
-        model, name=optim.name, lr=scaled_lr(optim.lr, optim.batch_size, optim.reference_batch),
-        momentum=optim.momentum, weight_decay=optim.weight_decay, nesterov=optim.nesterov,
-        decay_bn=optim.decay_bn, decay_fc_bias=resolve_decay_fc_bias(optim.decay_fc_bias, head_type(cfg.loss.name)),
+        model, name=o.name, lr=scaled_lr(o.lr, o.batch_size, o.reference_batch), momentum=o.momentum,
+        weight_decay=o.weight_decay, nesterov=o.nesterov, decay_bn=o.decay_bn,
+        decay_fc_bias=resolve_decay_fc_bias(o.decay_fc_bias, head),
     )
     scheduler = build_scheduler(
-        optimizer, steps_per_epoch=len(data.train), warmup_epochs=optim.warmup_epochs,
-        milestones=list(optim.milestones), factors=list(optim.factors),
+        optimizer, steps_per_epoch=len(data.train), warmup_epochs=o.warmup_epochs, milestones=list(o.milestones),
+        factors=list(o.factors),
+    )
+    return Setup(data=data, model=model, criterion=build_criterion(cfg.loss, data.samples_per_class).to(device),
+                 optimizer=optimizer, scheduler=scheduler, amp_dtype={"fp32": None, "bf16": torch.bfloat16}[cfg.precision])
+
+
+def resume(cfg: DictConfig, run_dir: Path, env: DistEnv, setup: Setup, comparable: dict,
+           history: list[dict[str, Any]]) -> tuple[int, float, str | None]:
+    """Load the newest valid checkpoint into `setup` and `history`: (first epoch to train, wall time so far,
+    wandb run id).  Rank 0 picks the checkpoint and every rank loads that very file."""
+    newest = load_latest_checkpoint(run_dir, map_location=env.device) if env.is_main else None
+    path = broadcast_object(newest["path"] if newest is not None else None)
+    if path is None:
+        log.info("resume=true but %s has no valid checkpoint; starting from epoch 1", run_dir)
+        return 1, 0.0, None
+    state = newest if env.is_main else {**load_checkpoint(path, map_location=env.device), "path": path}
+    differs = cbl_config.first_difference(cbl_config.with_added_keys(state["config"]), comparable)
+    if differs:
+        raise cbl_config.ConfigError(
+            f"cannot resume {run_dir}: its checkpoint was trained with {differs[0]}={differs[1]!r}, "
+            f"this run asks for {differs[2]!r}"
+        )
+    setup.model.load_state_dict(state["model"])
+    setup.optimizer.load_state_dict(state["optimizer"])
+    setup.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    history[:] = state["history"]
+    log.info("resuming %s from %s (epoch %d)", run_dir, state["path"], state["epoch"])
+    if state.get("world_size", env.world_size) != env.world_size:
+        log.warning("the checkpoint was written by %d process(es), this run has %d: the same optimisation "
+                    "(global batch), except that BatchNorm statistics are per process", state["world_size"],
+                    env.world_size)
+    return state["epoch"] + 1, state["wall_time_s"], state.get("wandb_id")
+
+
+def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None) -> Tracker:
+    """wandb, grouped by dataset and imbalance factor, with the grouping fields as top-level config keys."""
+    return Tracker(
+        mode=cfg.wandb.mode, project=cfg.wandb.project, entity=cfg.wandb.entity, run_dir=run_dir,
+        name=run_dir.name, group=f"{fields['dataset']}-if{fields['imbalance_factor']}",
+        job_type=fields["method"], tags=[fields["dataset"], fields["loss"], fields["model"], *cfg.wandb.tags],
+        config={**fields, "cfg": plain_cfg}, run_id=wandb_id, init_timeout=cfg.wandb.init_timeout,
     )
 
+
+def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list[dict[str, Any]],
+                  last_eval: dict[str, Any], fields: dict[str, Any], wall_time: float) -> dict[str, Any]:
+    """metrics.json of a finished run: the last epoch's errors (what the paper reports) and the best."""
+    best = min((r for r in history if r["top1_err"] is not None), key=lambda r: r["top1_err"])
+    return {
+        "status": "finished",
+        "error": None,
+        "top1_err": last_eval["top1_err"],
+        "top5_err": last_eval["top5_err"],
+        "best_top1_err": best["top1_err"],
+        "best_epoch": best["epoch"],
+        "epochs": int(cfg.optim.epochs),
+        "epochs_completed": history[-1]["epoch"] if history else 0,
+        "per_class_acc": last_eval["per_class_acc"],
+        "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
+        "samples_per_class": list(data.samples_per_class),
+        "seed": int(cfg.seed),
+        "subset_seed": cfg.dataset.get("subset_seed"),
+        "git_commit": git_commit(),
+        "wall_time_s": wall_time,
+        "world_size": env.world_size,
+        "run": fields,
+    }
+
+
+def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fields, history = progress.fields, progress.history
+    fields.update(run_fields(cfg, num_classes=None))
+    finished = refuse_to_overwrite(cfg, run_dir)
+    if finished:
+        return finished
+
+    setup = build(cfg, env)
+    data, model, device = setup.data, setup.model, env.device
+    fields["num_classes"] = data.num_classes
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     comparable = cbl_config.comparable(plain_cfg)
-    start_epoch, wall_time, wandb_id = 1, 0.0, None
-    history = progress.history
-    if cfg.resume:
-        # rank 0 picks the checkpoint (the newest that verifies) and every rank loads that very file
-        newest = load_latest_checkpoint(run_dir, map_location=device) if env.is_main else None
-        path = broadcast_object(newest["path"] if newest is not None else None)
-        state = newest if env.is_main or path is None else {**load_checkpoint(path, map_location=device), "path": path}
-        if state is not None:
-            differs = cbl_config.first_difference(cbl_config.with_added_keys(state["config"]), comparable)
-            if differs:
-                raise cbl_config.ConfigError(
-                    f"cannot resume {run_dir}: its checkpoint was trained with {differs[0]}={differs[1]!r}, "
-                    f"this run asks for {differs[2]!r}"
-                )
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            start_epoch = state["epoch"] + 1
-            history[:] = state["history"]
-            wall_time, wandb_id = state["wall_time_s"], state.get("wandb_id")
-            log.info("resuming %s from %s (epoch %d)", run_dir, state["path"], state["epoch"])
-            if state.get("world_size", env.world_size) != env.world_size:
-                log.warning("the checkpoint was written by %d process(es), this run has %d: the same optimisation "
-                            "(global batch), except that BatchNorm statistics are per process", state["world_size"],
-                            env.world_size)
-        else:
-            log.info("resume=true but %s has no valid checkpoint; starting from epoch 1", run_dir)
+    start_epoch, wall_time, wandb_id = resume(cfg, run_dir, env, setup, comparable, history) if cfg.resume else (1, 0.0, None)
 
-    fields["num_classes"] = data.num_classes
     tracker = Tracker(mode="disabled", project="", run_dir=run_dir, name="")
     if env.is_main:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_history(run_dir, history)
-        tracker = Tracker(
-            mode=cfg.wandb.mode, project=cfg.wandb.project, entity=cfg.wandb.entity, run_dir=run_dir,
-            name=run_dir.name, group=f"{fields['dataset']}-if{fields['imbalance_factor']}",
-            job_type=fields["method"], tags=[fields["dataset"], fields["loss"], fields["model"], *cfg.wandb.tags],
-            config={**fields, "cfg": plain_cfg}, run_id=wandb_id, init_timeout=cfg.wandb.init_timeout,
-        )
+        tracker = open_tracker(cfg, run_dir, fields, plain_cfg, wandb_id)
 
     train_model = model
     if env.distributed:
@@ -337,7 +299,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     if cfg.compile:
         train_model = torch.compile(train_model, **compile_options(cfg.compile))
 
-    epochs = int(optim.epochs)
+    epochs = int(cfg.optim.epochs)
     last_eval: dict[str, Any] | None = None
     session_start = time.perf_counter()
     log.info(
@@ -348,17 +310,18 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     try:
         for epoch in range(start_epoch, epochs + 1):
             data.train.set_epoch(epoch)
-            criterion.set_epoch(epoch)  # deferred re-weighting: the weights are a function of the epoch
+            setup.criterion.set_epoch(epoch)  # deferred re-weighting: the weights are a function of the epoch
             stats = train_one_epoch(
-                train_model, data.train, criterion, optimizer, scheduler, epoch=epoch, device=device,
-                amp_dtype=amp_dtype, check_every=int(cfg.loss_check_every), progress=cfg.progress and env.is_main,
+                train_model, data.train, setup.criterion, setup.optimizer, setup.scheduler, epoch=epoch,
+                device=device, amp_dtype=setup.amp_dtype, check_every=int(cfg.loss_check_every),
+                progress=cfg.progress and env.is_main,
             )
             record: dict[str, Any] = {
                 "epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"], "top1_err": None,
                 "top5_err": None, "seconds": stats["seconds"],
             }
             if epoch % int(cfg.eval_every) == 0 or epoch == epochs:
-                last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=amp_dtype)
+                last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=setup.amp_dtype)
                 record.update(top1_err=last_eval["top1_err"], top5_err=last_eval["top5_err"])
             history.append(record)
             log.info(
@@ -367,13 +330,12 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 record["seconds"],
             )
             if env.is_main:
-                elapsed = wall_time + time.perf_counter() - session_start
                 save_checkpoint(
                     {
-                        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
-                        "config": comparable, "wall_time_s": elapsed, "wandb_id": tracker.run_id,
-                        "world_size": env.world_size,
+                        "epoch": epoch, "model": model.state_dict(), "optimizer": setup.optimizer.state_dict(),
+                        "scheduler": setup.scheduler.state_dict(), "rng": rng_state(), "history": history,
+                        "config": comparable, "wall_time_s": wall_time + time.perf_counter() - session_start,
+                        "wandb_id": tracker.run_id, "world_size": env.world_size,
                     },
                     run_dir, epoch, keep=int(cfg.keep_checkpoints),
                 )
@@ -384,28 +346,8 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             barrier()
 
         if last_eval is None:  # resumed after the final epoch's checkpoint but before metrics.json
-            last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=amp_dtype)
-        evaluated = [r for r in history if r["top1_err"] is not None]
-        best = min(evaluated, key=lambda r: r["top1_err"])
-        final = {
-            "status": "finished",
-            "error": None,
-            "top1_err": last_eval["top1_err"],
-            "top5_err": last_eval["top5_err"],
-            "best_top1_err": best["top1_err"],
-            "best_epoch": best["epoch"],
-            "epochs": epochs,
-            "epochs_completed": history[-1]["epoch"] if history else 0,
-            "per_class_acc": last_eval["per_class_acc"],
-            "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
-            "samples_per_class": list(data.samples_per_class),
-            "seed": int(cfg.seed),
-            "subset_seed": cfg.dataset.get("subset_seed"),
-            "git_commit": git_commit(),
-            "wall_time_s": wall_time + time.perf_counter() - session_start,
-            "world_size": env.world_size,
-            "run": fields,
-        }
+            last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=setup.amp_dtype)
+        final = final_metrics(cfg, env, data, history, last_eval, fields, wall_time + time.perf_counter() - session_start)
         if env.is_main:
             write_json(run_dir / "metrics.json", final)
             tracker.summary({k: final[k] for k in ("top1_err", "top5_err", "best_top1_err", "best_epoch")}

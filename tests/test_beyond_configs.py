@@ -14,7 +14,7 @@ from cbl.data import long_tail_counts
 from cbl.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses import ClassBalancedLoss, WeightedLoss
 from cbl.runs import read_run
-from cbl.train import run_fields
+from cbl.run_files import run_fields
 from cbl.weighting import DeferredReweighting
 from tests.runfactory import write_run
 from tests.test_configs import build_everything, sweep_params

@@ -1,0 +1,92 @@
+"""Writing a run directory (cbl/runs.py reads it): config.yaml, metrics.jsonl, metrics.json.
+
+Every file goes through an atomic write (cbl/checkpoint.py), so a reader never sees half a file.
+metrics.jsonl is rewritten whole from the run's history each epoch, so it always agrees with the newest
+checkpoint, and a resumed run never logs an epoch twice.  A failure record never replaces a finished run's
+metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cbl.checkpoint import atomic_write_text
+from cbl.criterion import method_label
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+def is_finished(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a finished run in `run_dir`, or None."""
+    metrics = read_json(run_dir / "metrics.json")
+    return metrics if metrics and metrics.get("status") == "finished" else None
+
+
+def write_failure(run_dir: Path, *, status: str, error: BaseException, epochs: int | None, seed: int | None,
+                  epochs_completed: int, fields: dict[str, Any]) -> None:
+    """metrics.json of a run that stopped ("failed" or "interrupted"), unless the folder holds a finished run."""
+    if is_finished(run_dir):
+        return
+    write_json(run_dir / "metrics.json", {
+        "status": status,
+        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        "epochs": epochs,
+        "epochs_completed": epochs_completed,
+        "seed": seed,
+        "git_commit": git_commit(),
+        "run": fields,
+    })
+
+
+def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
+    """The fields tables and dashboards group runs by (metrics.json "run", wandb's top-level config)."""
+    return {
+        "dataset": cfg.dataset.name,
+        "imbalance_factor": cfg.dataset.get("imbalance_factor"),
+        "num_classes": num_classes,
+        "model": cfg.model.name,
+        "input_size": cfg.dataset.get("input_size"),
+        "loss": cfg.loss.name,
+        "beta": float(cfg.loss.beta),
+        "gamma": float(cfg.loss.gamma),
+        "method": method_label(cfg.loss, cfg.sampler.name),
+        # beyond the paper (cbl.runs.Run.settings shows the ones that differ from the paper's defaults)
+        "weighting": cfg.loss.get("weighting", "effective_number"),
+        "drw_epoch": cfg.loss.get("drw_epoch"),
+        "reduction": cfg.loss.get("reduction", "batch"),
+        "sampler": cfg.sampler.name,
+        **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
+        "epochs": int(cfg.optim.epochs),
+        "batch_size": int(cfg.optim.batch_size),
+        "seed": int(cfg.seed),
+        "precision": cfg.precision,
+    }
