@@ -25,6 +25,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from cbl.criterion import LOSS_NAMES
 from cbl.data import DATASET_NAMES, SAMPLERS
+from cbl.data.transforms import EVAL_CROP_PADDING
 from cbl.distributed import process_rank
 from cbl.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses import REDUCTIONS, check_beta, check_gamma
@@ -37,10 +38,12 @@ from cbl.tracking import WANDB_MODES
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("dataset", "model", "loss", "sampler", "optim")
 PRECISIONS = ("fp32", "bf16")
-#: input sizes each dataset supports (the large-scale ones: the two resolutions of Table 3)
+#: input sizes each dataset supports; the large-scale ones are the resolutions the eval transform has a crop
+#: padding for (cbl.data.transforms, the two of Table 3), so the check and the transforms cannot disagree
+_LARGE_SCALE_SIZES = tuple(EVAL_CROP_PADDING)
 INPUT_SIZES = {
     "cifar10_lt": (32,), "cifar100_lt": (32,), "digits_lt": (8,),
-    "inat2017": (224, 320), "inat2018": (224, 320), "ilsvrc2012": (224, 320),
+    "inat2017": _LARGE_SCALE_SIZES, "inat2018": _LARGE_SCALE_SIZES, "ilsvrc2012": _LARGE_SCALE_SIZES,
 }
 #: keys that change how a run executes or reports, not what it computes (beyond float rounding, as the device
 #: itself does): a run may resume with them changed
