@@ -32,6 +32,8 @@ PAPER_LOSSES = ("softmax", "sigmoid", "focal")
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
     "tau": None, "s": None, "max_m": None,
+    # bf16 autocast is a different computation from the paper's float32: its runs are kept apart everywhere
+    "precision": "fp32",
 }
 
 
@@ -160,13 +162,24 @@ class Run:
         """The options beyond the paper that differ from the paper's defaults, e.g. "weighting=inverse" or
         "drw_epoch=160, reduction=weighted_mean, s=30, max_m=0.5"; "" for a paper configuration (and for runs
         recorded before these options existed, which had the defaults)."""
+        return self.settings_without()
+
+    def settings_without(self, *keys: str) -> str:
+        """`settings` leaving out `keys` (e.g. "precision", to pair the runs that differ only in it)."""
         cfg = self.config
         parts = []
         for key, default in SETTINGS_DEFAULTS.items():
+            if key in keys:
+                continue
             value = cfg.get(key, default)
             if value != default:
                 parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
         return ", ".join(parts)
+
+    @property
+    def precision(self) -> str:
+        """"fp32" or "bf16" (autocast); runs recorded before the option existed trained in fp32."""
+        return str(self.config.get("precision") or "fp32")
 
     @property
     def seed(self) -> int | None:
@@ -282,6 +295,7 @@ def find_runs(root: str | os.PathLike) -> list[Run]:
 
 
 def is_paper_method(run: Run) -> bool:
-    """A run of the paper's own grid (softmax / sigmoid / focal, class-balanced by beta), not an extra method."""
+    """A run of the paper's own grid (softmax / sigmoid / focal, class-balanced by beta, in float32), not an extra
+    method or a bf16 run."""
     method = run.config.get("method")
-    return run.loss in PAPER_LOSSES and (method is None or method == run.loss)
+    return run.loss in PAPER_LOSSES and (method is None or method == run.loss) and run.precision == "fp32"

@@ -6,13 +6,15 @@
     Table 3   large scale (iNat 2017 / 2018, ILSVRC 2012): top-1 / top-5 per (network, loss, beta, gamma, input).
     methods   any runs grouped by (dataset, IF, model, method, loss, beta, gamma, settings): top-1, top-5,
               many/medium/few; settings lists the options beyond the paper (weighting, DRW, sampler, ...).
+    precision bf16 autocast against float32: runs that differ only in `precision`, paired by seed; the paired
+              difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the seeds present in both.
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.paper`; Δ = ours − paper.  Every builder returns structured data (tested
 against hand-computed values) and a `render_*` turns it into Markdown.
 
-Public API: `build_table2`, `build_table3`, `build_methods`, `render_table2`, `render_table3`,
-`render_methods`, `excluded_section`, `METRICS`.
+Public API: `build_table2`, `build_table3`, `build_methods`, `build_precision`, `render_table2`, `render_table3`,
+`render_methods`, `render_precision`, `excluded_section`, `METRICS`.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class Notes:
         other = [r for r in runs if id(r) not in kept and r.status == "finished"]
         if other:
             self.lines.append(
-                f"{len(other)} finished run(s) of other datasets or methods are not in {table} (see --table methods)"
+                f"{len(other)} finished run(s) of other datasets, methods or precisions are not in {table} (see --table methods)"
             )
 
     def missing_metric(self, metric: str, runs: Iterable[Run]) -> None:
@@ -373,6 +375,97 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- bf16 vs float32
+@dataclass
+class PrecisionResult:
+    dataset: str
+    imbalance_factor: int | float | None
+    model: str
+    method: str
+    beta: float
+    gamma: float | None
+    settings: str  # the options beyond the paper other than precision
+    epochs: int | None
+    top1: dict[str, Stat | None]  # "fp32" / "bf16" -> error over that precision's seeds
+    delta_top1: Stat | None  # bf16 - fp32, paired by seed
+    delta_few: Stat | None  # few-shot accuracy, bf16 - fp32, paired by seed
+    paired_seeds: list
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def _by_seed(runs: list[Run]) -> dict:
+    """seed -> run, for the seeds that occur exactly once (a repeated seed cannot be paired)."""
+    seeds = [r.seed for r in runs]
+    return {r.seed: r for r in runs if r.seed is not None and seeds.count(r.seed) == 1}
+
+
+def build_precision(
+    runs: list[Run], metric: str = "top1_err", all_rows: bool = False
+) -> tuple[list[PrecisionResult], Notes, list[Run]]:  # all_rows: no reference rows to add
+    """One row per configuration run in both precisions, over the seeds run once in each (the pairs); every
+    other finished run is left out and counted in the notes."""
+    notes = Notes()
+    done = _finished(runs, metric, notes)
+
+    def key(r: Run) -> tuple:
+        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), r.beta, r.gamma,
+                r.settings_without("precision"), r.config.get("epochs"))  # fmt: skip
+
+    rows, used = [], []
+    for k, rs in _group(done, key).items():
+        fp32, bf16 = (_by_seed([r for r in rs if r.precision == p]) for p in PRECISIONS)
+        seeds = sorted(set(fp32) & set(bf16))
+        if not seeds:
+            continue
+        pairs = [(fp32[s], bf16[s]) for s in seeds]
+        used += [r for pair in pairs for r in pair]
+
+        def delta(get: Callable[[Run], float | None]) -> Stat | None:
+            return summarize(None if get(a) is None or get(b) is None else get(b) - get(a) for a, b in pairs)
+
+        rows.append(PrecisionResult(
+            *k, {"fp32": _stat([a for a, _ in pairs], metric), "bf16": _stat([b for _, b in pairs], metric)},
+            delta(lambda r: r.value(metric)), delta(lambda r: r.shot("few")), seeds,
+        ))  # fmt: skip
+    rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.method, m.beta, m.gamma or 0.0,
+                             m.settings, m.epochs or 0))  # fmt: skip
+    if len(used) < len(done):
+        notes.lines.append(f"{len(done) - len(used)} finished run(s) have no run of the same configuration and seed "
+                           "in the other precision; left out")  # fmt: skip
+    return rows, notes, used
+
+
+def render_precision(rows: list[PrecisionResult], metric: str = "top1_err") -> str:
+    head = ["dataset", "IF", "model", "method", "β", "γ", "settings", "epochs", "fp32 top-1 err", "bf16 top-1 err",
+            "Δ top-1 err (bf16 − fp32)", "Δ few-shot acc", "paired seeds"]  # fmt: skip
+
+    def delta(s: Stat | None) -> str:
+        if s is None:
+            return DASH
+        text = f"{s.mean:+.2f}".replace("-", MINUS)
+        return text if s.n == 1 else f"{text} ± {fmt(s.std)}"
+
+    lines = [
+        f"**bf16 autocast vs float32.** Top-1 error (%) at the {METRICS[metric]}; Δ: bf16 minus float32 for the same "
+        "seed (same initialisation, data order and augmentation), mean ± std over the paired seeds.",
+        "",
+        _row(head),
+        _row(["---"] * len(head)),
+    ]
+    for m in rows:
+        lines.append(_row([
+            m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method,
+            fmt_param(m.beta), fmt_param(m.gamma), m.settings or "-", str(m.epochs if m.epochs is not None else DASH),
+            fmt_stat(m.top1["fp32"]), fmt_stat(m.top1["bf16"]), delta(m.delta_top1), delta(m.delta_few),
+            f"{len(m.paired_seeds)} ({', '.join(map(str, m.paired_seeds))})",
+        ]))  # fmt: skip
+    lines += ["", "A seed fixes the initial weights and the batches, not the result: bf16 rounding makes the two "
+              "runs drift apart, so Δ mixes bf16's own effect with seed-to-seed noise of the same size as the std."]
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- runs left out
 def excluded_section(runs: list[Run], limit: int = 20) -> str:
     """Markdown list of the failed / incomplete runs and why; "" when there are none."""
@@ -392,6 +485,7 @@ BUILDERS = {
     "2": (build_table2, render_table2),
     "3": (build_table3, render_table3),
     "methods": (build_methods, render_methods),
+    "precision": (build_precision, render_precision),
 }
 
 
@@ -400,7 +494,7 @@ class TableError(Exception):
 
 
 def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: bool = False) -> tuple[str, list[Run]]:
-    """Markdown for table `kind` ("2", "3" or "methods"): the table, notes, the runs it used, and the failed /
+    """Markdown for table `kind` ("2", "3", "methods" or "precision"): the table, notes, the runs it used, and the failed /
     incomplete runs.  Returns (markdown, finished runs used).  Raises TableError when no finished run fits,
     unless `all_rows` (tables 2 and 3: every row of the paper, "—" where there is no run yet)."""
     if kind not in BUILDERS:
@@ -411,7 +505,8 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
     rows, notes, used = build(runs, metric, all_rows)
     if not rows:
         bad = sum(r.status != "finished" for r in runs)
-        what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": ""}[kind]
+        what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
+                "precision": "fp32 + bf16 pairs of"}[kind]
         raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
     parts = [render(rows, metric), _describe_runs(used)]

@@ -6,9 +6,11 @@
     python scripts/make_table.py --runs outputs/demo --table methods [--marker demo]
 
 --table 2: Table 2 (ResNet-32, long-tailed CIFAR); 3: Table 3 (iNat 2017/2018, ILSVRC 2012); methods: any runs
-grouped by (dataset, IF, model, method, loss, beta, gamma, settings beyond the paper), e.g. `make compare-methods`.
+grouped by (dataset, IF, model, method, loss, beta, gamma, settings beyond the paper), e.g. `make compare-methods`;
+precision: bf16 against float32 runs of the same configuration, paired by seed (`make precision-check`).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
-and <!-- cbl:NAME:end --> (NAME: table2, table3 or methods, or --marker).  Failed and incomplete runs are left out and listed.  See cbl/tables.py.
+and <!-- cbl:NAME:end --> (NAME: table2, table3, methods or precision, or --marker).  Failed and incomplete runs
+are left out and listed.  See cbl/tables.py.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the top-1 number: top1_err (last epoch, as in the paper; default) or best_top1_err")  # fmt: skip
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--readme", help="replace the marked section of this Markdown file")
-    p.add_argument("--marker", help="section name in the --readme markers (default: table2, table3 or methods)")
+    p.add_argument("--marker", help="section name in the --readme markers (default: table2, table3, methods or precision)")
     p.add_argument("--all-rows", action="store_true",
                    help="tables 2 and 3: every row of the paper, with — where there is no run yet (no runs is fine)")
     args = p.parse_args(argv)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         f"on {datetime.date.today().isoformat()}._"
     )
     if args.readme:  # first, so that missing markers fail before anything is written
-        name = args.marker or ("methods" if args.table == "methods" else f"table{args.table}")
+        name = args.marker or (args.table if args.table in ("methods", "precision") else f"table{args.table}")
         try:
             update_file(args.readme, name, markdown)
         except MarkerError as e:

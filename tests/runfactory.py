@@ -35,6 +35,7 @@ def write_run(
     shots: dict | None = None,
     samples_per_class: list[int] | None = None,
     history: bool = True,
+    precision: str | None = None,
 ) -> Path:
     """A finished (or failed) run; every epoch logged to metrics.jsonl."""
     path.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,8 @@ def write_run(
             "method": method or loss,
         },
     }
+    if precision is not None:  # runs recorded before the option existed have no "precision" field
+        metrics["run"]["precision"] = precision
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (path / "config.yaml").write_text(f"loss:\n  name: {loss}\n  beta: {beta}\n")
     if history:

@@ -8,7 +8,7 @@ import pytest
 
 from cbl import paper
 from cbl.runs import find_runs
-from cbl.tables import build_methods, build_table2, build_table3, make_table
+from cbl.tables import build_methods, build_precision, build_table2, build_table3, make_table
 from tests.runfactory import load_script, run_script, write_history, write_run
 
 make_table_script = load_script("make_table")
@@ -39,6 +39,7 @@ def sweep(tmp_path):
     write_run(root / "failed", status="failed", error="non-finite loss at epoch 3 step 17", loss="focal", beta=0.9999, gamma=2.0)
     write_history(root / "preempted", 143)
     write_run(root / "extra", loss="softmax", method="cb_resample", top1=1.0)
+    write_run(root / "bf16", loss="softmax", precision="bf16", seed=5, top1=1.0)  # not the paper's float32
     return root
 
 
@@ -68,7 +69,7 @@ def test_table2_cells_and_cb_best(sweep):
     assert rows[2].cb_best is None and rows[2].baselines[("softmax", None)].mean == 56.0
     assert rows[0].paper == paper.table2_row("cifar10", 100)
     assert len(used) == len(C10_100) + 3
-    assert any("other datasets or methods" in line for line in notes.lines)
+    assert any("other datasets, methods or precisions" in line for line in notes.lines)
 
 
 def test_table2_metric_best_top1(sweep):
@@ -103,7 +104,7 @@ def test_cli_writes_out_file_and_readme_section_only(sweep, tmp_path, capsys):
     assert text.startswith(before) and text.endswith(after) and "old table" not in text
     assert "| CIFAR-10 | 100 | ours |" in text and "| CIFAR-10 | 100 | ours |" in printed
     today = datetime.date.today().isoformat()
-    assert f"--table 2 --out {out} --readme {readme}` from 17 run directories (14 finished runs in the table) on {today}" in text
+    assert f"--table 2 --out {out} --readme {readme}` from 18 run directories (14 finished runs in the table) on {today}" in text
     assert out.read_text().strip() == printed.strip()
 
 
@@ -208,3 +209,44 @@ def test_all_rows_shows_every_paper_row_and_fills_the_ones_with_runs(tmp_path):
 def test_all_rows_from_the_command_line_without_a_runs_folder(tmp_path):
     out = run_script("make_table", "--runs", str(tmp_path / "absent"), "--table", "2", "--all-rows")
     assert out.returncode == 0 and out.stdout.count("| ours |") == 12
+
+
+def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
+    root = tmp_path / "precision"
+    # softmax: seeds 0, 1 in both precisions, seed 2 in fp32 only (unpaired); an older run without the field is fp32
+    fp32 = {0: 30.0, 1: 31.0, 2: 10.0}
+    bf16 = {0: 30.5, 1: 30.0}
+    for seed, top1 in fp32.items():
+        write_run(root / f"f{seed}", top1=top1, seed=seed, precision=None if seed == 1 else "fp32",
+                  shots={"many": 90.0, "medium": 70.0, "few": 40.0 + seed})
+    for seed, top1 in bf16.items():
+        write_run(root / f"b{seed}", top1=top1, seed=seed, precision="bf16",
+                  shots={"many": 90.0, "medium": 70.0, "few": 43.0})
+    # CB focal paired once; another epoch count is another configuration and has no pair
+    write_run(root / "cf", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, top1=25.0, precision="fp32")
+    write_run(root / "cb", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, top1=24.0, precision="bf16")
+    write_run(root / "long", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, epochs=9, top1=20.0,
+              precision="bf16")
+    rows, notes, used = build_precision(find_runs(root))
+    assert [(r.method, r.paired_seeds) for r in rows] == [("cb_focal", [0]), ("softmax", [0, 1])]
+    soft = rows[1]
+    deltas = [bf16[s] - fp32[s] for s in (0, 1)]
+    assert soft.delta_top1.mean == pytest.approx(statistics.mean(deltas))
+    assert soft.delta_top1.std == pytest.approx(statistics.stdev(deltas))
+    assert soft.top1["fp32"].mean == pytest.approx(statistics.mean([30.0, 31.0]))  # the unpaired seed 2 left out
+    assert soft.delta_few.mean == pytest.approx(statistics.mean([43.0 - 40.0, 43.0 - 41.0]))
+    assert rows[0].delta_top1.mean == pytest.approx(-1.0) and rows[0].delta_top1.n == 1
+    assert len(used) == 6 and any("2 finished run(s) have no run" in line for line in notes.lines)
+    assert make_table_script.main(["--runs", str(root), "--table", "precision"]) == 0
+    out = capsys.readouterr().out
+    assert "| cifar10_lt | 100 | resnet32 | cb_focal | 0.9999 | 1 | - | 3 | 25.00 | 24.00 | −1.00 | " in out
+    assert "| 30.50 ± 0.71 (n=2) | 30.25 ± 0.35 (n=2) | −0.25 ± 1.06 | +2.50 ± 0.71 | 2 (0, 1) |" in out
+    # bf16 runs are a setting of their own in the methods table, never averaged with float32
+    methods, _, _ = build_methods(find_runs(root))
+    assert {m.settings for m in methods if m.method == "softmax"} == {"", "precision=bf16"}
+
+
+def test_precision_table_without_pairs_is_a_one_line_error(tmp_path):
+    write_run(tmp_path / "r" / "a", precision="fp32")
+    with pytest.raises(Exception, match="no finished fp32 \\+ bf16 pairs of runs"):
+        make_table("precision", find_runs(tmp_path / "r"))
