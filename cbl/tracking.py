@@ -60,7 +60,9 @@ class Tracker:
                 mode=mode,
                 id=run_id,
                 resume="allow" if run_id else None,
-                settings=wandb.Settings(init_timeout=init_timeout, silent=True, console="off"),
+                # create_new (wandb's default outside notebooks, spelt out): a model bank (cbl/bank.py) keeps one run
+                # per member open side by side in one process
+                settings=wandb.Settings(init_timeout=init_timeout, silent=True, console="off", reinit="create_new"),
             )
         except BaseException as e:  # wandb raises its own errors, OSError, even SystemExit from its service
             if isinstance(e, KeyboardInterrupt):

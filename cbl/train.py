@@ -67,7 +67,7 @@ class Preempted(RuntimeError):
     """SIGTERM (a cluster scheduler's preemption notice): stop cleanly; `resume=true` continues."""
 
 
-def _on_sigterm(signum, frame):
+def on_sigterm(signum, frame):
     raise Preempted("stopped by SIGTERM; the last checkpoint is kept, run again with resume=true")
 
 
@@ -102,7 +102,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """
     progress = Progress()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
         cbl_config.check(cfg)
         env = setup_distributed(cfg.device, cfg.distributed.backend, job_num=multirun_job_num())
@@ -175,15 +175,24 @@ def refuse_to_overwrite(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None
 def build(cfg: DictConfig, env: DistEnv) -> Setup:
     """Data, model, criterion, optimizer and lr schedule of a config, on the run's device."""
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    device = env.device
-    if device.type == "cpu":
+    return build_on(cfg, env, build_run_data(cfg, env))
+
+
+def build_run_data(cfg: DictConfig, env: DistEnv) -> DataBundle:
+    """The training and test loaders of a config (their randomness is a function of (seed, epoch) alone)."""
+    if env.device.type == "cpu":
         tune_host_allocator()  # fewer page faults per step; same arithmetic (cbl/perf.py)
     # the top-level channels_last switch covers the batches as well as the model
     data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
-    data = build_data(
-        data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
+    return build_data(
+        data_cfg, seed=int(cfg.seed), device=env.device, batch_size=int(cfg.optim.batch_size),
         eval_batch_size=int(cfg.eval_batch_size), rank=env.rank, world_size=env.world_size, sampler=cfg.sampler.name,
     )
+
+
+def build_on(cfg: DictConfig, env: DistEnv, data: DataBundle) -> Setup:
+    """Model (initialised from the global RNG: seed it first), criterion, optimizer and lr schedule for `data`."""
+    device = env.device
     head = head_type(cfg.loss.name)
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
     model = build_model(cfg.model.name, data.num_classes, loss_type=head, in_channels=data.in_channels, **model_options)
@@ -198,12 +207,21 @@ def build(cfg: DictConfig, env: DistEnv) -> Setup:
         weight_decay=o.weight_decay, nesterov=o.nesterov, decay_bn=o.decay_bn,
         decay_fc_bias=resolve_decay_fc_bias(o.decay_fc_bias, head),
     )
-    scheduler = build_scheduler(
+    return Setup(data=data, model=model, criterion=build_criterion(cfg.loss, data.samples_per_class).to(device),
+                 optimizer=optimizer, scheduler=build_schedule(cfg, optimizer, data),
+                 amp_dtype=AMP_DTYPES[cfg.precision])
+
+
+#: torch.autocast dtype of each `precision` (None: plain float32)
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer, data: DataBundle) -> torch.optim.lr_scheduler.LRScheduler:
+    o = cfg.optim
+    return build_scheduler(
         optimizer, steps_per_epoch=len(data.train), warmup_epochs=o.warmup_epochs, milestones=list(o.milestones),
         factors=list(o.factors),
     )
-    return Setup(data=data, model=model, criterion=build_criterion(cfg.loss, data.samples_per_class).to(device),
-                 optimizer=optimizer, scheduler=scheduler, amp_dtype={"fp32": None, "bf16": torch.bfloat16}[cfg.precision])
 
 
 def resume(cfg: DictConfig, run_dir: Path, env: DistEnv, setup: Setup, comparable: dict,

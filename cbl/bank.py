@@ -1,0 +1,375 @@
+"""Train K configurations of one Table 2 cell together on one device, each equal to its separate run.
+
+The runs of a Table 2 cell differ only in the loss (softmax / sigmoid / focal, beta, gamma): same data, seed,
+network and schedule, hence the very same batches in the same order.  `train_bank` builds each member exactly as
+`cbl.train` would (seeded init, its own criterion and optimizer), puts the K networks side by side in one
+`CifarResNetBank` (cbl/models/bank.py), and minimises
+
+    L(theta_1, ..., theta_K) = sum_k L_k(theta_k)        so that   dL / d theta_k = dL_k / d theta_k,
+
+with one SGD over all the members' parameters: SGD with momentum and weight decay acts on each element on its
+own, so member k follows the trajectory of its separate run, up to float rounding (grouped kernels add in a
+different order).  Each member writes its own run folder, in the format of a separate run: config.yaml,
+metrics.jsonl, metrics.json, checkpoints (its network and optimizer state in `CifarResNet`'s layout, so a member
+can be resumed alone with `python -m cbl.train ... resume=true`), wandb.  A member whose loss turns non-finite
+fails alone (recorded as a separate run would be) and the others go on.
+
+Entry points: `hydra/launcher=bank` (hydra_plugins/cbl_bank_launcher) groups a sweep's jobs into banks;
+`train_bank(cfgs, run_dirs)` is the library call.  One process, one device (no torchrun), model resnet32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from cbl import config as cbl_config
+from cbl.checkpoint import CorruptCheckpointError, atomic_write_text, save_checkpoint
+from cbl.distributed import setup_distributed
+from cbl.engine import DivergenceError, autocast
+from cbl.faults import maybe_kill
+from cbl.metrics import EvalAccumulator
+from cbl.models.bank import BankError, CifarResNetBank
+from cbl.perf import compile_options
+from cbl.reproducibility import rng_state, seed_everything
+from cbl.run_files import run_fields, write_history, write_json
+from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
+                       record_failure, refuse_to_overwrite, resume)
+from cbl.tracking import Tracker
+
+log = logging.getLogger("cbl.bank")
+
+#: the config subtree in which the members of a bank may differ
+MEMBER_KEYS = ("loss",)
+BANK_MODELS = ("resnet32",)
+
+
+def bank_key(cfg: DictConfig) -> str | None:
+    """Configs with equal keys can share a bank (everything but the loss and the runtime switches equal);
+    None for a config that cannot be banked (another model, several processes)."""
+    if cfg.model.name not in BANK_MODELS:
+        return None
+    plain = cbl_config.comparable(OmegaConf.to_container(cfg, resolve=True))
+    for k in MEMBER_KEYS:
+        plain.pop(k, None)
+    plain.pop("resume", None)
+    plain["device"] = cfg.device  # members run on one device
+    return repr(sorted(plain.items()))
+
+
+@dataclass
+class Member:
+    """One configuration of the bank and its run folder."""
+
+    cfg: DictConfig
+    run_dir: Path
+    progress: Progress = field(default_factory=Progress)
+    setup: Setup | None = None
+    comparable: dict = field(default_factory=dict)
+    start_epoch: int = 1
+    wall_time: float = 0.0
+    wandb_id: str | None = None
+    tracker: Tracker | None = None
+    result: dict[str, Any] | BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def fail(self, error: BaseException) -> None:
+        self.result = error
+        record_failure(self.cfg, self.run_dir, error, self.progress)
+        if self.tracker is not None:
+            self.tracker.finish(1)
+        log.error("%s failed: %s", self.name, error)
+
+
+def train_bank(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[dict[str, Any] | BaseException]:
+    """Train every config into its run folder, together; per member its final metrics or the error it failed with.
+
+    A config error or a finished run concerns its member alone; members that cannot share a bank (another
+    model or data) are an error of the whole call (`BankError`).  Members resumed at different epochs train
+    as successive banks.  SIGTERM and Ctrl-C stop every member ("interrupted") and propagate.
+    """
+    if len(cfgs) != len(run_dirs) or not cfgs:
+        raise BankError(f"train_bank needs one run folder per config; got {len(cfgs)} configs, {len(run_dirs)} folders")
+    members = [Member(cfg, Path(d)) for cfg, d in zip(cfgs, run_dirs)]
+    for m in members:
+        try:
+            cbl_config.check(m.cfg)
+            m.run_dir.mkdir(parents=True, exist_ok=True)
+            m.progress.fields.update(run_fields(m.cfg, num_classes=None))
+            m.result = refuse_to_overwrite(m.cfg, m.run_dir)  # a finished run's metrics, or None: train it
+        except (ValueError, FileNotFoundError) as e:
+            m.fail(e)
+    active = [m for m in members if m.result is None]
+    if active:
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+        try:
+            keys = {bank_key(m.cfg) for m in active}
+            if None in keys or len(keys) > 1:
+                _raise_unbankable([m.cfg for m in active])
+            _train_members(active)
+        except BaseException as e:
+            for m in active:
+                if m.result is None:
+                    m.fail(e)
+            raise
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+    return [m.result for m in members]
+
+
+def _raise_unbankable(cfgs: list[DictConfig]) -> None:
+    bad = next((c for c in cfgs if bank_key(c) is None), None)
+    if bad is not None:
+        raise BankError(f"model {bad.model.name} cannot be trained in a bank; allowed: {', '.join(BANK_MODELS)}")
+    plain = [cbl_config.comparable(OmegaConf.to_container(c, resolve=True)) for c in cfgs]
+    for p in plain:
+        for k in MEMBER_KEYS:
+            p.pop(k, None)
+    for other in plain[1:]:
+        diff = cbl_config.first_difference(plain[0], other)
+        if diff:
+            raise BankError(
+                f"configs in one bank may differ only in {', '.join(MEMBER_KEYS)}; {diff[0]} is {diff[1]!r} in one "
+                f"and {diff[2]!r} in another"
+            )
+    raise BankError("configs in one bank must run on the same device")
+
+
+def _train_members(members: list[Member]) -> None:
+    first = members[0].cfg
+    env = setup_distributed(first.device, first.distributed.backend)
+    if env.distributed:
+        raise BankError("a model bank trains in one process on one device; run torchrun jobs without hydra/launcher=bank")
+    seed_everything(int(first.seed), bool(first.deterministic))
+    data = build_run_data(first, env)
+    for m in members:
+        seed_everything(int(m.cfg.seed), bool(m.cfg.deterministic))  # each network starts as in its separate run
+        m.setup = build_on(m.cfg, env, data)
+        m.progress.fields["num_classes"] = data.num_classes
+        plain = OmegaConf.to_container(m.cfg, resolve=True)
+        m.comparable = cbl_config.comparable(plain)
+        if m.cfg.resume:
+            try:
+                m.start_epoch, m.wall_time, m.wandb_id = resume(m.cfg, m.run_dir, env, m.setup, m.comparable,
+                                                                m.progress.history)  # fmt: skip
+            except (ValueError, CorruptCheckpointError) as e:  # its checkpoint was trained with another config, ...
+                m.fail(e)
+                continue
+        atomic_write_text(m.run_dir / "config.yaml", OmegaConf.to_yaml(m.cfg, resolve=True))
+        write_history(m.run_dir, m.progress.history)
+        m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id)
+    members = [m for m in members if m.result is None]
+    # members resumed from different epochs (one of them failed earlier, say) train as successive banks
+    for start in sorted({m.start_epoch for m in members}):
+        _train_bank_from(start, [m for m in members if m.start_epoch == start], env)
+
+
+# ----------------------------------------------------------------------------- optimizer state in and out
+def _param_names(model: nn.Module) -> dict[int, str]:
+    return {id(p): n for n, p in model.named_parameters()}
+
+
+def _bank_parameter(bank: CifarResNetBank, index: int, name: str) -> nn.Parameter:
+    return bank.fcs[index].get_parameter(name[3:]) if name.startswith("fc.") else bank.get_parameter(name)
+
+
+def bank_optimizer(bank: CifarResNetBank, members: list[Setup]) -> torch.optim.Optimizer:
+    """One optimizer over the bank with the members' parameter groups: a body parameter sits in the group its
+    members put it in (the same for all: same optim config), each head's weight and bias in its member's group
+    (a softmax head decays its bias, a sigmoid / focal head does not).  Momentum buffers are copied in."""
+    template = members[0].optimizer
+    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": []} for g in template.param_groups]
+    for i, s in enumerate(members):
+        names = _param_names(s.model)
+        for group, member_group in zip(groups, s.optimizer.param_groups):
+            for p in member_group["params"]:
+                name = names[id(p)]
+                if name.startswith("fc.") or i == 0:
+                    group["params"].append(_bank_parameter(bank, i, name))
+    optimizer = type(template)(groups, **template.defaults)
+    _copy_momentum_in(optimizer, bank, members)
+    return optimizer
+
+
+def _copy_momentum_in(optimizer: torch.optim.Optimizer, bank: CifarResNetBank, members: list[Setup]) -> None:
+    for i, s in enumerate(members):
+        names = _param_names(s.model)
+        for p, state in s.optimizer.state.items():
+            if "momentum_buffer" not in state or state["momentum_buffer"] is None:
+                continue
+            name = names[id(p)]
+            q = _bank_parameter(bank, i, name)
+            buf = optimizer.state[q].setdefault("momentum_buffer", torch.zeros_like(q))
+            target = buf if name.startswith("fc.") else bank.block(buf, i)
+            target.copy_(state["momentum_buffer"])
+
+
+def sync_member(bank: CifarResNetBank, optimizer: torch.optim.Optimizer, index: int, member: Setup) -> None:
+    """Copy member `index`'s network, momentum buffers and group settings (lr) from the bank into its own
+    model and optimizer, so that their state dicts are those of the separate run."""
+    member.model.load_state_dict(bank.member_state_dict(index))
+    for group, bank_group in zip(member.optimizer.param_groups, optimizer.param_groups):
+        group.update({k: v for k, v in bank_group.items() if k != "params"})
+    names = _param_names(member.model)
+    for group in member.optimizer.param_groups:
+        for p in group["params"]:
+            name = names[id(p)]
+            buf = optimizer.state.get(_bank_parameter(bank, index, name), {}).get("momentum_buffer")
+            if buf is not None:
+                own = buf if name.startswith("fc.") else bank.block(buf, index)
+                member.optimizer.state[p]["momentum_buffer"] = own.detach().clone()
+
+
+# ----------------------------------------------------------------------------- the loops
+def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
+    cfg, device = members[0].cfg, env.device
+    setups = [m.setup for m in members]
+    data = setups[0].data
+    bank = CifarResNetBank([s.model for s in setups]).to(device)
+    if cfg.channels_last:
+        bank = bank.to(memory_format=torch.channels_last)
+    optimizer = bank_optimizer(bank, setups)
+    scheduler = build_schedule(cfg, optimizer, data)
+    scheduler.load_state_dict(setups[0].scheduler.state_dict())  # the members' schedules are one schedule
+    for group, member_group in zip(optimizer.param_groups, setups[0].optimizer.param_groups):
+        group["lr"] = member_group["lr"]  # building a scheduler resets lr; the (resumed) member's is the current one
+    train_model = torch.compile(bank, **compile_options(cfg.compile)) if cfg.compile else bank
+    alive = torch.ones(len(members), dtype=torch.bool, device=device)
+    epochs = int(cfg.optim.epochs)
+    session_start = time.perf_counter()
+    log.info("bank of %d from epoch %d: %s", len(members), start_epoch, ", ".join(m.name for m in members))
+    for epoch in range(start_epoch, epochs + 1):
+        data.train.set_epoch(epoch)
+        for s in setups:
+            s.criterion.set_epoch(epoch)
+        stats = train_bank_epoch(train_model, data.train, [s.criterion for s in setups], optimizer, scheduler, alive,
+                                 epoch=epoch, device=device, amp_dtype=setups[0].amp_dtype,
+                                 check_every=int(cfg.loss_check_every))  # fmt: skip
+        for i, error in stats["diverged"].items():
+            members[i].fail(error)
+        evaluated = epoch % int(cfg.eval_every) == 0 or epoch == epochs
+        evals = evaluate_bank(train_model, data.test, data.num_classes, len(members), device=device,
+                              amp_dtype=setups[0].amp_dtype) if evaluated else None  # fmt: skip
+        for i, m in enumerate(members):
+            if m.result is not None:
+                continue
+            record = {"epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"][i], "top1_err": None,
+                      "top5_err": None, "seconds": stats["seconds"]}  # fmt: skip
+            if evals is not None:
+                record.update(top1_err=evals[i]["top1_err"], top5_err=evals[i]["top5_err"])
+            m.progress.history.append(record)
+            sync_member(bank, optimizer, i, m.setup)
+            save_checkpoint(
+                {
+                    "epoch": epoch, "model": m.setup.model.state_dict(), "optimizer": m.setup.optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": m.progress.history,
+                    "config": m.comparable, "wall_time_s": m.wall_time + time.perf_counter() - session_start,
+                    "wandb_id": m.tracker.run_id, "world_size": env.world_size,
+                },
+                m.run_dir, epoch, keep=int(m.cfg.keep_checkpoints),
+            )
+            write_history(m.run_dir, m.progress.history)
+            m.tracker.log({k: v for k, v in record.items() if v is not None and k != "epoch"}, step=epoch)
+            if epoch == epochs:
+                _finish(m, env, evals[i], m.wall_time + time.perf_counter() - session_start)
+        maybe_kill("epoch")
+        running = [m.name for m in members if m.result is None]
+        log.info("epoch %d/%d | lr %.4g | %d of %d members running | %.1f s", epoch, epochs, stats["lr"],
+                 len(running), len(members), stats["seconds"])  # fmt: skip
+        if not running:
+            break
+    if any(m.result is None for m in members):  # resumed after the last epoch's checkpoint, before metrics.json
+        evals = evaluate_bank(train_model, data.test, data.num_classes, len(members), device=device,
+                              amp_dtype=setups[0].amp_dtype)  # fmt: skip
+        for m, last_eval in zip(members, evals):
+            if m.result is None:
+                _finish(m, env, last_eval, m.wall_time + time.perf_counter() - session_start)
+
+
+def _finish(m: Member, env, last_eval: dict[str, Any], wall_time: float) -> None:
+    final = final_metrics(m.cfg, env, m.setup.data, m.progress.history, last_eval, m.progress.fields, wall_time)
+    write_json(m.run_dir / "metrics.json", final)
+    m.tracker.summary({k: final[k] for k in ("top1_err", "top5_err", "best_top1_err", "best_epoch")}
+                      | {f"shot_acc/{k}": v for k, v in final["shot_acc"].items() if v is not None})
+    m.tracker.finish(0)
+    m.result = final
+    log.info("%s done: top-1 error %.2f%%", m.name, final["top1_err"])
+
+
+def train_bank_epoch(
+    bank: nn.Module,
+    loader,
+    criteria: list[nn.Module],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    alive: torch.Tensor,
+    *,
+    epoch: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    check_every: int = 1,
+) -> dict[str, Any]:
+    """One pass over `loader` for the whole bank.  `alive` (K bools, updated in place) masks out members whose
+    loss turned non-finite: their loss no longer reaches the backward pass, so it cannot touch the others.
+    Returns per-member mean losses and {member: DivergenceError} for the members lost in this epoch."""
+    bank.train()
+    steps = len(loader)
+    losses = torch.zeros(max(steps, 1), len(criteria), device=device)
+    diverged: dict[int, DivergenceError] = {}
+    checked, start = 0, time.perf_counter()
+    for step, (images, labels) in enumerate(loader):
+        with autocast(device, amp_dtype):
+            logits = bank(images)
+            per_member = torch.stack([c(logits[i], labels) for i, c in enumerate(criteria)]).float()
+        # where(), not a product: 0 * inf is nan, and a dead member's nan must not reach the shared backward pass
+        total = torch.where(alive, per_member, torch.zeros_like(per_member)).sum()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        scheduler.step()
+        losses[step] = per_member.detach()
+        maybe_kill("step")
+        if (step + 1) % check_every == 0 or step + 1 == steps:
+            window = losses[checked : step + 1]
+            bad = ~torch.isfinite(window) & alive
+            if bool(bad.any()):
+                for i in bad.any(dim=0).nonzero().flatten().tolist():
+                    first = checked + int(bad[:, i].nonzero()[0])
+                    diverged[i] = DivergenceError(
+                        f"non-finite training loss ({losses[first, i].item()}) at epoch {epoch}, step {first + 1}/{steps}; "
+                        f"lower optim.lr or check the data"
+                    )
+                    alive[i] = False
+            checked = step + 1
+    means = losses[:steps].mean(dim=0).tolist() if steps else [math.nan] * len(criteria)
+    return {"train_loss": means, "lr": optimizer.param_groups[0]["lr"], "steps": steps,
+            "seconds": time.perf_counter() - start, "diverged": diverged}  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate_bank(bank: nn.Module, loader, num_classes: int, members: int, *, device: torch.device,
+                  amp_dtype: torch.dtype | None = None) -> list[dict[str, Any]]:
+    """`cbl.engine.evaluate` for each member of the bank, in one pass over the test set."""
+    bank.eval()
+    accs = [EvalAccumulator(num_classes, ks=(1, 5)) for _ in range(members)]
+    for images, labels in loader:
+        with autocast(device, amp_dtype):
+            logits = bank(images)
+        for acc, member_logits in zip(accs, logits):
+            acc.update(member_logits.float(), labels)
+    return [acc.compute() for acc in accs]

@@ -1,0 +1,1 @@
+"""Hydra launcher plugin `hydra/launcher=bank` (configs/hydra/launcher/bank.yaml): see bank_launcher.py."""
