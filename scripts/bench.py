@@ -2,7 +2,7 @@
 """Training throughput of ResNet-32 on long-tailed CIFAR-10: the standard PyTorch recipe vs this project's path.
 
     python scripts/bench.py [--device auto|cpu|cuda] [--steps 60] [--warmup 10] [--rounds 3] [--eval-batches 10]
-                            [--paths standard,tensor+cl+alloc,...] [--batch-size 128] [--npz PATH | --npz synthetic]
+                            [--paths standard,tensor+cl+alloc,tensor+cl+alloc+bank4,...] [--batch-size 128] [--npz PATH | --npz synthetic]
                             [--threads N] [--concurrent K] [--json out.json] [--readme README.md]
 
 Every path trains the same thing with the project's own components, composed from configs/ exactly as
@@ -26,7 +26,9 @@ at the measured rates, plus the path's one-off compile time.  The Table 2 grid =
 factor) of configs/sweep/table2_*.yaml times the runs each sweep file makes of it (300 runs), run one after
 another at that rate (CIFAR-100's larger classifier is ignored: 64x100 weights).  `--concurrent K` adds a row
 with K processes of the last path training at once on the device (each with threads/K CPU threads): their
-summed throughput is what a sweep with `hydra/launcher=joblib hydra.launcher.n_jobs=K` gets.
+summed throughput is what a sweep with `hydra/launcher=joblib hydra.launcher.n_jobs=K` gets.  A path named
+`<path>+bank<K>` trains K networks side by side in one `CifarResNetBank` (cbl/bank.py), what a sweep with
+`hydra/launcher=bank` does with the runs of one Table 2 cell: its images/s count each network's images.
 
 Data: `--npz` (default: the shared lossy CIFAR-10 copy when it exists) or `--npz synthetic`, random uint8
 images of CIFAR-10's shape (50,000 + 10,000, 10 classes) written to a temporary file; the output says which.
@@ -42,6 +44,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -49,6 +52,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,7 @@ class Path_:
     overrides: tuple[str, ...]
     tuned_allocator: bool = False  # cbl.perf.tune_host_allocator(), which cbl.train applies on the CPU
     fp32: bool = True
+    bank: int = 1  # networks trained together in one CifarResNetBank (hydra/launcher=bank); images/s summed
 
 
 def _workers() -> int:
@@ -104,9 +109,25 @@ def make_paths() -> dict[str, Path_]:
 
 
 PATHS = make_paths()
+BANK_SUFFIX = re.compile(r"^(?P<base>.+)\+bank(?P<k>\d+)$")
+
+
+def resolve_path(name: str) -> Path_ | None:
+    """A path by name; "<path>+bank<K>" is that path with K networks in one bank (cbl/bank.py)."""
+    if name in PATHS:
+        return PATHS[name]
+    m = BANK_SUFFIX.match(name)
+    if m is None or m["base"] not in PATHS or int(m["k"]) < 2:
+        return None
+    base, k = PATHS[m["base"]], int(m["k"])
+    what = f"{base.what}; {k} networks in one bank (hydra/launcher=bank), images/s summed over them"
+    return Path_(name, what, base.overrides, base.tuned_allocator, base.fp32, k)
+
 DEFAULT_PATHS = {
-    "cpu": ("standard", "standard-w0", "tensor", "tensor+cl", "tensor+cl+alloc", "tensor+cl+alloc+compile"),
-    "cuda": ("standard", "tensor", "tensor+cl", "tensor+cl+compile", "tensor+cl+cudagraphs", "tensor+cl+cudagraphs+bf16"),
+    "cpu": ("standard", "standard-w0", "tensor", "tensor+cl", "tensor+cl+alloc", "tensor+cl+alloc+compile",
+            "tensor+cl+alloc+bank4"),
+    "cuda": ("standard", "tensor", "tensor+cl", "tensor+cl+compile", "tensor+cl+cudagraphs", "tensor+cl+cudagraphs+bf16",
+             "tensor+cl+cudagraphs+bank10", "tensor+cl+cudagraphs+bank15"),
 }
 
 
@@ -216,17 +237,35 @@ class Runner:
         data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
         self.data = data = build_data(data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
                                       eval_batch_size=int(cfg.eval_batch_size))
-        model = build_model(cfg.model.name, data.num_classes, loss_type=head_type(cfg.loss.name), in_channels=data.in_channels)
-        model = model.to(device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.criterion = build_criterion(cfg.loss, data.samples_per_class).to(device)
         o = cfg.optim
-        self.optimizer = build_optimizer(
-            model, name=o.name, lr=scaled_lr(o.lr, o.batch_size, o.reference_batch), momentum=o.momentum,
-            weight_decay=o.weight_decay, nesterov=o.nesterov, decay_bn=o.decay_bn,
-            decay_fc_bias=resolve_decay_fc_bias(o.decay_fc_bias, head_type(cfg.loss.name)),
-        )
+
+        def network():
+            model = build_model(cfg.model.name, data.num_classes, loss_type=head_type(cfg.loss.name),
+                                in_channels=data.in_channels).to(device)  # fmt: skip
+            if cfg.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            optimizer = build_optimizer(
+                model, name=o.name, lr=scaled_lr(o.lr, o.batch_size, o.reference_batch), momentum=o.momentum,
+                weight_decay=o.weight_decay, nesterov=o.nesterov, decay_bn=o.decay_bn,
+                decay_fc_bias=resolve_decay_fc_bias(o.decay_fc_bias, head_type(cfg.loss.name)),
+            )
+            return SimpleNamespace(model=model, optimizer=optimizer)
+
+        self.criterion = build_criterion(cfg.loss, data.samples_per_class).to(device)
+        self.bank = path.bank
+        if self.bank > 1:  # as cbl.bank.train_bank builds it (the members' losses are alike here: same cost)
+            from cbl.bank import bank_optimizer
+            from cbl.models.bank import CifarResNetBank
+
+            members = [network() for _ in range(self.bank)]
+            model = CifarResNetBank([m.model for m in members]).to(device)
+            if cfg.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            self.optimizer = bank_optimizer(model, members)
+            self.alive = torch.ones(self.bank, dtype=torch.bool, device=device)
+        else:
+            single = network()
+            model, self.optimizer = single.model, single.optimizer
         self.scheduler = build_scheduler(self.optimizer, steps_per_epoch=len(data.train), warmup_epochs=o.warmup_epochs,
                                          milestones=list(o.milestones), factors=list(o.factors))
         options = compile_options(cfg.compile)
@@ -247,24 +286,36 @@ class Runner:
                 "eval_batch_size": self.eval_batch_size,
                 "last_batch": self.train_images % self.batch_size}
 
-    def train(self, steps: int) -> float:
+    def _train_steps(self, batches, check_every: int) -> None:
+        from cbl.bank import train_bank_epoch
         from cbl.engine import train_one_epoch
 
+        if self.bank > 1:
+            train_bank_epoch(self.model, batches, [self.criterion] * self.bank, self.optimizer, self.scheduler, self.alive,
+                             epoch=1, device=self.device, amp_dtype=self.amp_dtype, check_every=check_every)  # fmt: skip
+        else:
+            train_one_epoch(self.model, batches, self.criterion, self.optimizer, self.scheduler, epoch=1,
+                            device=self.device, amp_dtype=self.amp_dtype, check_every=check_every, progress=False)  # fmt: skip
+
+    def train(self, steps: int) -> float:
         start = time.perf_counter()
-        train_one_epoch(self.model, self.train_window.take(steps), self.criterion, self.optimizer, self.scheduler,
-                        epoch=1, device=self.device, amp_dtype=self.amp_dtype, check_every=self.check_every, progress=False)
-        return time.perf_counter() - start  # train_one_epoch reads the mean loss back: the device's queue is done
+        self._train_steps(self.train_window.take(steps), self.check_every)
+        return time.perf_counter() - start  # both epoch loops read the mean loss back: the device's queue is done
 
     def evaluate(self, batches: int) -> float:
+        from cbl.bank import evaluate_bank
         from cbl.engine import evaluate
 
         start = time.perf_counter()
-        evaluate(self.model, self.test_window.take(batches), self.data.num_classes, device=self.device, amp_dtype=self.amp_dtype)
+        if self.bank > 1:
+            evaluate_bank(self.model, self.test_window.take(batches), self.data.num_classes, self.bank, device=self.device,
+                          amp_dtype=self.amp_dtype)  # fmt: skip
+        else:
+            evaluate(self.model, self.test_window.take(batches), self.data.num_classes, device=self.device,
+                     amp_dtype=self.amp_dtype)  # fmt: skip
         return time.perf_counter() - start
 
     def warmup(self, steps: int, eval_batches: int) -> float:
-        from cbl.engine import train_one_epoch
-
         start = time.perf_counter()
         # evaluation first: starting the eval loader's workers (fork) makes the next writes to the process's
         # memory copy-on-write faults, a one-off cost (once per run in training) that the warm-up steps absorb
@@ -272,8 +323,7 @@ class Runner:
         last = self.train_images % self.batch_size
         if self.compiled and last:  # compile the epoch's last, partial batch shape too, outside the timing
             x, y = next(iter(self.train_window.take(1)))
-            train_one_epoch(self.model, [(x[:last], y[:last])], self.criterion, self.optimizer, self.scheduler, epoch=1,
-                            device=self.device, amp_dtype=self.amp_dtype, check_every=1, progress=False)
+            self._train_steps([(x[:last], y[:last])], check_every=1)
         self.train(steps)
         return time.perf_counter() - start
 
@@ -424,6 +474,7 @@ class Result:
     overrides: list[str]
     fp32: bool
     processes: int = 1
+    members: int = 1  # networks per process (a bank): train_ips counts each network's images
     train_ips: float = 0.0
     eval_ips: float = 0.0
     train_ips_rounds: list[float] = field(default_factory=list)
@@ -478,7 +529,7 @@ def measure(args, paths: list[Path_], npz: str) -> tuple[list[Result], dict[str,
         for (p, k, _), g, inf in zip(specs, groups, infos):
             results.append(Result(p.name if k == 1 else f"{p.name} x{k}",
                                   p.what if k == 1 else f"{k} processes of {p.name} at once, images/s summed",
-                                  list(p.overrides), p.fp32, processes=k))
+                                  list(p.overrides), p.fp32, processes=k, members=p.bank))
             results[-1].warmup_s = _timed(g, "warmup", (args.warmup, args.eval_batches))
             results[-1].compiled = inf[0]["compiled"]
         for r in range(args.rounds):
@@ -490,7 +541,7 @@ def measure(args, paths: list[Path_], npz: str) -> tuple[list[Result], dict[str,
                 rounds[i].append({"train_s": train_s, "eval_s": eval_s, "other_load": meter.other_share()})
                 other = meter.other_share()
                 print(f"  round {r + 1}/{args.rounds} {results[i].path}: "
-                      f"{len(g) * per_round * args.batch_size / train_s:,.0f} images/s"
+                      f"{len(g) * results[i].members * per_round * args.batch_size / train_s:,.0f} images/s"
                       + ("" if other is None else f" (others used {100 * other:.0f}% of the CPU)"), file=sys.stderr, flush=True)
     finally:
         for g in groups:
@@ -498,7 +549,7 @@ def measure(args, paths: list[Path_], npz: str) -> tuple[list[Result], dict[str,
                 c.stop()
     eval_batch = infos[0][0]["eval_batch_size"]
     for res, rs, g in zip(results, rounds, groups):
-        k = len(g)
+        k = len(g) * res.members  # networks trained at once: each step trains batch_size images on each
         clean = [x for x in rs if x["other_load"] is None or x["other_load"] <= args.max_other_load]
         res.rounds_clean, res.rounds = len(clean), len(rs)
         used = clean or rs
@@ -517,8 +568,9 @@ def finish(results: list[Result], grid: list[dict[str, Any]]) -> None:
     base = next((r.train_ips for r in results if r.path == "standard"), None)
     for r in results:
         r.ratio = r.train_ips / base if base else None
-        per_process_train, per_process_eval = r.train_ips / r.processes, r.eval_ips / r.processes
-        one = projections(per_process_train, per_process_eval, r.compile_s, grid)
+        # one run's rate: each of the processes x members networks trained side by side gets its share
+        at_once = r.processes * r.members
+        one = projections(r.train_ips / at_once, r.eval_ips / at_once, r.compile_s, grid)
         total = projections(r.train_ips, r.eval_ips, r.compile_s / r.processes, grid)
         r.one_run_h, r.grid_h = one["one_run_h"], total["grid_h"]
 
@@ -550,7 +602,7 @@ def table(report: dict[str, Any]) -> str:
 
 def ratio_line(results: list[Result]) -> str:
     """The fastest float32 project path against standard, and against the fastest standard variant measured."""
-    ours = [r for r in results if r.fp32 and r.processes == 1 and not r.path.startswith("standard")]
+    ours = [r for r in results if r.fp32 and r.processes == 1 and r.members == 1 and not r.path.startswith("standard")]
     standard = [r for r in results if r.path.startswith("standard")]
     base = next((r for r in standard if r.path == "standard"), None)
     if not ours or base is None:
@@ -561,6 +613,11 @@ def ratio_line(results: list[Result]) -> str:
     if best_std is not base:
         line += (f"; {best.train_ips / best_std.train_ips:.2f}x the fastest standard variant, {best_std.path} "
                  f"({best_std.train_ips:,.0f})")
+    banks = [r for r in results if r.fp32 and r.members > 1]
+    if banks:
+        b = max(banks, key=lambda r: r.train_ips)
+        line += (f"\nbank: {b.path} trains {b.train_ips / base.train_ips:.2f}x as many images/s as standard and "
+                 f"{b.train_ips / best.train_ips:.2f}x {best.path} ({b.members} configurations at once, float32)")
     return line
 
 
@@ -617,10 +674,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, f"--device {args.device}, but CUDA is not available here; use --device cpu")
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     names = args.paths.split(",") if args.paths else list(DEFAULT_PATHS[kind])
-    unknown = [n for n in names if n not in PATHS]
+    unknown = [n for n in names if resolve_path(n) is None]
     if unknown:
-        fail(PROG, f"unknown path(s) {unknown}; choose from {', '.join(PATHS)}")
-    paths = [PATHS[n] for n in names]
+        fail(PROG, f"unknown path(s) {unknown}; choose from {', '.join(PATHS)}, each optionally +bank<K> (K >= 2)")
+    paths = [resolve_path(n) for n in names]
     grid = grid_runs()
     with tempfile.TemporaryDirectory(prefix="cbl-bench-") as tmp:
         if args.npz == "synthetic" or (args.npz is None and not SHARED_NPZ.exists()):

@@ -37,9 +37,16 @@ def test_projections_are_images_over_rates():
 
 def test_every_default_path_exists_and_only_bf16_is_not_float32():
     for names in bench.DEFAULT_PATHS.values():
-        assert set(names) <= set(bench.PATHS) and names[0] == "standard"
+        assert all(bench.resolve_path(n) is not None for n in names) and names[0] == "standard"
     for p in bench.PATHS.values():
         assert p.fp32 == ("precision=bf16" not in p.overrides)
+
+
+def test_bank_paths_are_their_base_path_with_k_networks():
+    bank = bench.resolve_path("tensor+cl+alloc+bank4")
+    base = bench.PATHS["tensor+cl+alloc"]
+    assert (bank.bank, bank.overrides, bank.tuned_allocator, bank.fp32) == (4, base.overrides, True, True)
+    assert bench.resolve_path("tensor+cl+alloc+bank1") is None and bench.resolve_path("warp+bank4") is None
 
 
 def run_bench(*args, timeout=600):
@@ -58,15 +65,19 @@ def test_a_tiny_run_prints_the_table_and_the_ratio(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- cbl:bench-cpu:start -->\nold\n<!-- cbl:bench-cpu:end -->\nafter\n")
     out = run_bench("--device", "cpu", "--steps", "2", "--warmup", "1", "--rounds", "1", "--eval-batches", "1",
-                    "--npz", "synthetic", "--paths", "standard,tensor+cl+alloc", "--threads", "1",
+                    "--npz", "synthetic", "--paths", "standard,tensor+cl+alloc,tensor+cl+alloc+bank2", "--threads", "1",
                     "--json", str(tmp_path / "bench.json"), "--readme", str(readme))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| `standard` |" in out.stdout and "| `tensor+cl+alloc` |" in out.stdout
     assert "ratio: tensor+cl+alloc trains " in out.stdout and "x as many images/s as standard" in out.stdout
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["device"] == "cpu" and report["data"].startswith("synthetic") and report["grid"]["runs"] == 300
-    standard, fast = report["results"]
+    assert "bank: tensor+cl+alloc+bank2 trains " in out.stdout and "(2 configurations at once, float32)" in out.stdout
+    standard, fast, bank = report["results"]
     assert standard["ratio"] == 1.0 and fast["ratio"] == pytest.approx(fast["train_ips"] / standard["train_ips"])
+    # a bank's images/s count both networks' images; one run of it takes as long as the bank takes for both
+    one_run_s = 200 * (12406 / (bank["train_ips"] / 2) + 10000 / (bank["eval_ips"] / 2)) + bank["compile_s"]
+    assert bank["members"] == 2 and bank["one_run_h"] == pytest.approx(one_run_s / 3600)
     assert all(r["train_ips"] > 0 and r["eval_ips"] > 0 and r["one_run_h"] > 0 and r["grid_h"] > r["one_run_h"]
                for r in report["results"])
     text = readme.read_text()
