@@ -26,14 +26,29 @@ MEMBERS = {
 }
 
 
+#: a tamer schedule than tiny_cifar_overrides' (batch 16, lr 0.1) for these 62 random images
+TAME = ("optim.batch_size=32", "optim.reference_batch=32", "optim.lr=0.01")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One CPU thread on both sides.  Training on 62 random images is chaotic: a separate run made with 2 threads
+    instead of 1 (another summation order, nothing else) already differs from itself by 0.5% in the stem's
+    gradient at step 3 and by 10% at step 4.  With the same summation order, differences left are the bank's."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cfgs(data_root: Path, epochs: int = 2, extra: tuple[str, ...] = ()) -> dict[str, object]:
-    base = [*QUIET, *tiny_cifar_overrides(data_root, epochs=epochs), *extra]
+    base = [*QUIET, *tiny_cifar_overrides(data_root, epochs=epochs), *TAME, *extra]
     return {name: compose_cfg(*base, *overrides) for name, overrides in MEMBERS.items()}
 
 
-def assert_same_run(bank_dir: Path, solo_dir: Path, epoch: int) -> None:
+def assert_same_run(bank_dir: Path, solo_dir: Path, epoch: int, atol: float = 1e-5) -> None:
     """Same history (losses to float rounding; errors exactly, as no prediction may flip) and the same
-    checkpoint: weights, BN statistics, momentum buffers, lr schedule."""
+    checkpoint: weights, BN statistics, momentum buffers (the summed gradients), lr schedule."""
     b, s = read_history(bank_dir), read_history(solo_dir)
     assert [r["epoch"] for r in b] == [r["epoch"] for r in s]
     for rb, rs in zip(b, s):
@@ -42,13 +57,13 @@ def assert_same_run(bank_dir: Path, solo_dir: Path, epoch: int) -> None:
     cb, cs = (load_checkpoint(checkpoint_path(d, epoch)) for d in (bank_dir, solo_dir))
     assert cb["model"].keys() == cs["model"].keys()
     for name in cs["model"]:
-        torch.testing.assert_close(cb["model"][name], cs["model"][name], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(cb["model"][name], cs["model"][name], rtol=1e-4, atol=atol, msg=lambda m: f"{name}: {m}")
     ob, os_ = cb["optimizer"], cs["optimizer"]
     assert [{k: v for k, v in g.items() if k != "params"} for g in ob["param_groups"]] == \
         [{k: v for k, v in g.items() if k != "params"} for g in os_["param_groups"]]  # fmt: skip
     assert [g["params"] for g in ob["param_groups"]] == [g["params"] for g in os_["param_groups"]]
     for i, state in os_["state"].items():
-        torch.testing.assert_close(ob["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ob["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=1e-4, atol=atol)
     assert cb["scheduler"] == cs["scheduler"] and cb["config"] == cs["config"]
 
 
@@ -152,7 +167,7 @@ def test_a_diverging_member_fails_alone(tmp_path):
 
 def test_configs_that_cannot_share_a_bank_are_refused(tmp_path):
     configs = cfgs(tmp_path / "data", epochs=1)
-    other_seed = compose_cfg(*QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), "seed=1")
+    other_seed = compose_cfg(*QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), *TAME, "seed=1")
     with pytest.raises(BankError, match="may differ only in loss; seed is 0 in one and 1 in another"):
         train_bank([configs["softmax"], other_seed], [tmp_path / "a", tmp_path / "b"])
     demo = compose_cfg(*QUIET, "experiment=demo")
@@ -227,3 +242,23 @@ def test_hydra_discovers_the_bank_launcher_and_checks_its_option():
     assert BankLauncher in Plugins.instance().discover(Launcher)
     with pytest.raises(ValueError, match="hydra.launcher.max_members=0 is not allowed: a positive integer"):
         BankLauncher(max_members=0)
+
+
+@pytest.mark.slow
+def test_a_compiled_channels_last_bank_equals_the_separate_runs(tmp_path):
+    """compile=true channels_last=true (what a GPU sweep uses) changes float rounding only.  One epoch: the
+    warm-up's small steps keep the rounding of other kernels from growing (see one_thread)."""
+    configs = cfgs(tmp_path / "data", epochs=1)
+    names = ["softmax", "cb_focal"]
+    fast = []
+    for name in names:
+        train(configs[name], tmp_path / "solo" / name)
+        cfg = configs[name].copy()
+        cfg.compile, cfg.channels_last = True, True
+        fast.append(cfg)
+    results = train_bank(fast, [tmp_path / "bank" / n for n in names])
+    for name, result in zip(names, results):
+        assert result["status"] == "finished"
+        # the stem's gradient sums many cancelling terms through 31 batch norms: channels_last batch norm's
+        # rounding (README, Performance) moves it by up to ~0.3% of its largest entry here
+        assert_same_run(tmp_path / "bank" / name, tmp_path / "solo" / name, epoch=1, atol=5e-3)
