@@ -42,7 +42,7 @@ from cbl.metrics import EvalAccumulator
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.perf import compile_options
 from cbl.reproducibility import rng_state, seed_everything
-from cbl.run_files import run_fields, write_history, write_json
+from cbl.run_files import git_commit, run_fields, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
                        record_failure, refuse_to_overwrite, resume)
 from cbl.tracking import Tracker
@@ -103,6 +103,7 @@ def train_bank(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[dict[str, A
     """
     if len(cfgs) != len(run_dirs) or not cfgs:
         raise BankError(f"train_bank needs one run folder per config; got {len(cfgs)} configs, {len(run_dirs)} folders")
+    git_commit()  # the code this process runs (cached; metrics.json reports it at the end)
     members = [Member(cfg, Path(d)) for cfg, d in zip(cfgs, run_dirs)]
     for m in members:
         try:

@@ -8,6 +8,7 @@ metrics.json.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -19,7 +20,10 @@ from cbl.checkpoint import atomic_write_text
 from cbl.criterion import method_label
 
 
+@functools.cache
 def git_commit() -> str:
+    """The checkout's commit (`-dirty` with uncommitted changes), read once per process: a sweep's last run
+    reports the code the process loaded, not a commit made while it trained (cbl.train reads it at start)."""
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],

@@ -388,11 +388,12 @@ class PrecisionResult:
     epochs: int | None
     top1: dict[str, Stat | None]  # "fp32" / "bf16" -> error over that precision's seeds
     delta_top1: Stat | None  # bf16 - fp32, paired by seed
-    delta_few: Stat | None  # few-shot accuracy, bf16 - fp32, paired by seed
+    delta_shots: dict[str, Stat | None]  # many / medium / few-shot accuracy, bf16 - fp32, paired by seed
     paired_seeds: list
 
 
 PRECISIONS = ("fp32", "bf16")
+SHOTS = ("many", "medium", "few")
 
 
 def _by_seed(runs: list[Run]) -> dict:
@@ -427,7 +428,7 @@ def build_precision(
 
         rows.append(PrecisionResult(
             *k, {"fp32": _stat([a for a, _ in pairs], metric), "bf16": _stat([b for _, b in pairs], metric)},
-            delta(lambda r: r.value(metric)), delta(lambda r: r.shot("few")), seeds,
+            delta(lambda r: r.value(metric)), {g: delta(lambda r, g=g: r.shot(g)) for g in SHOTS}, seeds,
         ))  # fmt: skip
     rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.method, m.beta, m.gamma or 0.0,
                              m.settings, m.epochs or 0))  # fmt: skip
@@ -439,7 +440,7 @@ def build_precision(
 
 def render_precision(rows: list[PrecisionResult], metric: str = "top1_err") -> str:
     head = ["dataset", "IF", "model", "method", "β", "γ", "settings", "epochs", "fp32 top-1 err", "bf16 top-1 err",
-            "Δ top-1 err (bf16 − fp32)", "Δ few-shot acc", "paired seeds"]  # fmt: skip
+            "Δ top-1 err (bf16 − fp32)", "Δ many / medium / few acc", "paired seeds"]  # fmt: skip
 
     def delta(s: Stat | None) -> str:
         if s is None:
@@ -458,7 +459,8 @@ def render_precision(rows: list[PrecisionResult], metric: str = "top1_err") -> s
         lines.append(_row([
             m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method,
             fmt_param(m.beta), fmt_param(m.gamma), m.settings or "-", str(m.epochs if m.epochs is not None else DASH),
-            fmt_stat(m.top1["fp32"]), fmt_stat(m.top1["bf16"]), delta(m.delta_top1), delta(m.delta_few),
+            fmt_stat(m.top1["fp32"]), fmt_stat(m.top1["bf16"]), delta(m.delta_top1),
+            " / ".join(delta(m.delta_shots[g]) for g in SHOTS),
             f"{len(m.paired_seeds)} ({', '.join(map(str, m.paired_seeds))})",
         ]))  # fmt: skip
     lines += ["", "A seed fixes the initial weights and the batches, not the result: bf16 rounding makes the two "

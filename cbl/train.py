@@ -101,6 +101,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run's metrics.json is never overwritten.
     """
     progress = Progress()
+    git_commit()  # the code this process runs (cached; metrics.json reports it at the end)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:

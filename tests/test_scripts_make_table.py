@@ -234,13 +234,14 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     assert soft.delta_top1.mean == pytest.approx(statistics.mean(deltas))
     assert soft.delta_top1.std == pytest.approx(statistics.stdev(deltas))
     assert soft.top1["fp32"].mean == pytest.approx(statistics.mean([30.0, 31.0]))  # the unpaired seed 2 left out
-    assert soft.delta_few.mean == pytest.approx(statistics.mean([43.0 - 40.0, 43.0 - 41.0]))
+    assert soft.delta_shots["few"].mean == pytest.approx(statistics.mean([43.0 - 40.0, 43.0 - 41.0]))
+    assert soft.delta_shots["many"].mean == 0.0
     assert rows[0].delta_top1.mean == pytest.approx(-1.0) and rows[0].delta_top1.n == 1
     assert len(used) == 6 and any("2 finished run(s) have no run" in line for line in notes.lines)
     assert make_table_script.main(["--runs", str(root), "--table", "precision"]) == 0
     out = capsys.readouterr().out
     assert "| cifar10_lt | 100 | resnet32 | cb_focal | 0.9999 | 1 | - | 3 | 25.00 | 24.00 | −1.00 | " in out
-    assert "| 30.50 ± 0.71 (n=2) | 30.25 ± 0.35 (n=2) | −0.25 ± 1.06 | +2.50 ± 0.71 | 2 (0, 1) |" in out
+    assert "| 30.50 ± 0.71 (n=2) | 30.25 ± 0.35 (n=2) | −0.25 ± 1.06 | +0.00 ± 0.00 / +0.00 ± 0.00 / +2.50 ± 0.71 | 2 (0, 1) |" in out
     # bf16 runs are a setting of their own in the methods table, never averaged with float32
     methods, _, _ = build_methods(find_runs(root))
     assert {m.settings for m in methods if m.method == "softmax"} == {"", "precision=bf16"}

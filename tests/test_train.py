@@ -162,3 +162,14 @@ def test_sigterm_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, monk
     monkeypatch.setattr(train_module, "build_criterion", real)
     final = train(compose_cfg(*demo_overrides(epochs=3), *QUIET, "resume=true"), run_dir)
     assert final["status"] == "finished" and [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
+
+
+def test_the_recorded_commit_is_read_once_per_process(monkeypatch):
+    """A sweep's later runs report the code the process loaded, not a commit made while it trained."""
+    import subprocess
+
+    from cbl.run_files import git_commit
+
+    first = git_commit()
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("git run again")))
+    assert git_commit() == first
