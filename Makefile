@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo bench compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
+.PHONY: help install test test-all demo bench precision-check compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ BENCH_ARGS ?=
 
 bench: $(STAMP) ## images/s of ResNet-32: the standard PyTorch recipe vs this project's path, and the Table 2 projection
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+precision-check: $(STAMP) ## bf16 autocast vs float32: 8 runs paired by seed (CIFAR-10-LT IF 100), table into README.md
+	status=0; \
+	$(PY) -m cbl.train sweep=precision resume=true $(ARGS) || status=1; \
+	$(PY) scripts/make_table.py --runs outputs/precision --table precision --readme README.md || status=1; \
+	exit $$status
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
 	status=0; \

@@ -120,7 +120,7 @@ def resolve_path(name: str) -> Path_ | None:
     if m is None or m["base"] not in PATHS or int(m["k"]) < 2:
         return None
     base, k = PATHS[m["base"]], int(m["k"])
-    what = f"{base.what}; {k} networks in one bank (hydra/launcher=bank), images/s summed over them"
+    what = f"as {base.name}, with {k} networks in one bank (hydra/launcher=bank), images/s summed over them"
     return Path_(name, what, base.overrides, base.tuned_allocator, base.fp32, k)
 
 DEFAULT_PATHS = {
