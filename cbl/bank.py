@@ -54,17 +54,21 @@ MEMBER_KEYS = ("loss",)
 BANK_MODELS = ("resnet32",)
 
 
-def bank_key(cfg: DictConfig) -> str | None:
-    """Configs with equal keys can share a bank (everything but the loss and the runtime switches equal);
-    None for a config that cannot be banked (another model, several processes)."""
-    if cfg.model.name not in BANK_MODELS:
-        return None
+def shared_config(cfg: DictConfig) -> dict[str, Any]:
+    """What the members of one bank must have in common: the comparable config (runtime switches left out,
+    cbl.config.comparable) without MEMBER_KEYS, plus the device they share."""
     plain = cbl_config.comparable(OmegaConf.to_container(cfg, resolve=True))
     for k in MEMBER_KEYS:
         plain.pop(k, None)
-    plain.pop("resume", None)
-    plain["device"] = cfg.device  # members run on one device
-    return repr(sorted(plain.items()))
+    plain["device"] = cfg.device
+    return plain
+
+
+def bank_key(cfg: DictConfig) -> str | None:
+    """Configs with equal keys can share a bank (`shared_config` equal); None for a model that cannot be banked."""
+    if cfg.model.name not in BANK_MODELS:
+        return None
+    return repr(sorted(shared_config(cfg).items()))
 
 
 @dataclass
@@ -137,18 +141,14 @@ def _raise_unbankable(cfgs: list[DictConfig]) -> None:
     bad = next((c for c in cfgs if bank_key(c) is None), None)
     if bad is not None:
         raise BankError(f"model {bad.model.name} cannot be trained in a bank; allowed: {', '.join(BANK_MODELS)}")
-    plain = [cbl_config.comparable(OmegaConf.to_container(c, resolve=True)) for c in cfgs]
-    for p in plain:
-        for k in MEMBER_KEYS:
-            p.pop(k, None)
-    for other in plain[1:]:
-        diff = cbl_config.first_difference(plain[0], other)
+    first = shared_config(cfgs[0])
+    for cfg in cfgs[1:]:
+        diff = cbl_config.first_difference(first, shared_config(cfg))
         if diff:
             raise BankError(
                 f"configs in one bank may differ only in {', '.join(MEMBER_KEYS)}; {diff[0]} is {diff[1]!r} in one "
                 f"and {diff[2]!r} in another"
             )
-    raise BankError("configs in one bank must run on the same device")
 
 
 def _train_members(members: list[Member]) -> None:
@@ -189,6 +189,12 @@ def _bank_parameter(bank: CifarResNetBank, index: int, name: str) -> nn.Paramete
     return bank.fcs[index].get_parameter(name[3:]) if name.startswith("fc.") else bank.get_parameter(name)
 
 
+def _member_part(bank: CifarResNetBank, index: int, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Member `index`'s part (a view) of a tensor shaped like `_bank_parameter(bank, index, name)`: all of a
+    head's tensor, one block of a body tensor."""
+    return tensor if name.startswith("fc.") else bank.block(tensor, index)
+
+
 def bank_optimizer(bank: CifarResNetBank, members: list[Setup]) -> torch.optim.Optimizer:
     """One optimizer over the bank with the members' parameter groups: a body parameter sits in the group its
     members put it in (the same for all: same optim config), each head's weight and bias in its member's group
@@ -216,8 +222,7 @@ def _copy_momentum_in(optimizer: torch.optim.Optimizer, bank: CifarResNetBank, m
             name = names[id(p)]
             q = _bank_parameter(bank, i, name)
             buf = optimizer.state[q].setdefault("momentum_buffer", torch.zeros_like(q))
-            target = buf if name.startswith("fc.") else bank.block(buf, i)
-            target.copy_(state["momentum_buffer"])
+            _member_part(bank, i, name, buf).copy_(state["momentum_buffer"])
 
 
 def sync_member(bank: CifarResNetBank, optimizer: torch.optim.Optimizer, index: int, member: Setup) -> None:
@@ -232,8 +237,7 @@ def sync_member(bank: CifarResNetBank, optimizer: torch.optim.Optimizer, index: 
             name = names[id(p)]
             buf = optimizer.state.get(_bank_parameter(bank, index, name), {}).get("momentum_buffer")
             if buf is not None:
-                own = buf if name.startswith("fc.") else bank.block(buf, index)
-                member.optimizer.state[p]["momentum_buffer"] = own.detach().clone()
+                member.optimizer.state[p]["momentum_buffer"] = _member_part(bank, index, name, buf).detach().clone()
 
 
 # ----------------------------------------------------------------------------- the loops

@@ -143,10 +143,6 @@ class CifarResNetBank(nn.Module):
         """Member `index`'s block (a view) of a body tensor, its parameter or its gradient or optimizer state."""
         return tensor.detach().chunk(self.members, dim=0)[index]
 
-    def body_names(self) -> dict[int, str]:
-        """id(parameter) -> name, for the parameters shared by all members (everything but the heads)."""
-        return {id(p): n for n, p in self.named_parameters() if not n.startswith("fcs.")}
-
 
 def _check_members(members: list[nn.Module]) -> None:
     if not members:
