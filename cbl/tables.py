@@ -86,6 +86,11 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _head(caption: str, head: list[str]) -> list[str]:
+    """A table's first lines: its caption, a blank line, the header row and the alignment row."""
+    return [caption, "", _row(head), _row(["---"] * len(head))]
+
+
 # ----------------------------------------------------------------------------- notes shared by all tables
 @dataclass
 class Notes:
@@ -204,13 +209,11 @@ def build_table2(
 
 def render_table2(rows: list[Table2Result], metric: str = "top1_err") -> str:
     head = ["dataset", "IF", ""] + [name for _, name in TABLE2_COLUMNS] + ["CB best", "CB loss, β, γ"]
-    lines = [
+    lines = _head(
         f"**Table 2.** ResNet-32 on long-tailed CIFAR, top-1 test error (%) at the {METRICS[metric]}"
         + ("" if metric == "top1_err" else " (the paper reports the last epoch)") + ".",
-        "",
-        _row(head),
-        _row(["---"] * len(head)),
-    ]  # fmt: skip
+        head,
+    )  # fmt: skip
     for r in rows:
         p = r.paper
         ours = [_CIFAR[r.dataset], str(r.imbalance_factor), "ours"]
@@ -287,12 +290,10 @@ def render_table3(rows: list[Table3Result], metric: str = "top1_err") -> str:
     head = ["network", "loss", "β", "γ", "input", ""]
     for d in paper.TABLE3_DATASETS:
         head += [f"{names[d]} top-1", "top-5"]
-    lines = [
+    lines = _head(
         f"**Table 3.** Large-scale validation error (%), top-1 at the {METRICS[metric]}, top-5 at the last epoch.",
-        "",
-        _row(head),
-        _row(["---"] * len(head)),
-    ]
+        head,
+    )
     for r in rows:
         network = r.paper.network if r.paper else r.model
         label = r.paper.loss if r.paper else ("CB " if r.beta > 0 else "") + r.loss.capitalize()
@@ -355,13 +356,11 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
             return DASH
         return fmt(s.mean) + ("" if s.n == 1 else f" ± {fmt(s.std)}") + ("" if s.n == n else f" (n={s.n})")
 
-    lines = [
+    lines = _head(
         f"**Comparison.** Top-1 / top-5 error (%), top-1 at the {METRICS[metric]}; accuracy (%) on the many / medium /"
         " few-shot classes.",
-        "",
-        _row(head),
-        _row(["---"] * len(head)),
-    ]
+        head,
+    )
     for m in rows:
         n = len(m.seeds)
         lines.append(_row([
@@ -448,13 +447,11 @@ def render_precision(rows: list[PrecisionResult], metric: str = "top1_err") -> s
         text = f"{s.mean:+.2f}".replace("-", MINUS)
         return text if s.n == 1 else f"{text} ± {fmt(s.std)}"
 
-    lines = [
+    lines = _head(
         f"**bf16 autocast vs float32.** Top-1 error (%) at the {METRICS[metric]}; Δ: bf16 minus float32 for the same "
         "seed (same initialisation, data order and augmentation), mean ± std over the paired seeds.",
-        "",
-        _row(head),
-        _row(["---"] * len(head)),
-    ]
+        head,
+    )
     for m in rows:
         lines.append(_row([
             m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method,
