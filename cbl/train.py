@@ -173,6 +173,10 @@ def refuse_to_overwrite(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None
     return None
 
 
+#: torch.autocast dtype of each `precision` (None: plain float32)
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
 def build(cfg: DictConfig, env: DistEnv) -> Setup:
     """Data, model, criterion, optimizer and lr schedule of a config, on the run's device."""
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
@@ -211,10 +215,6 @@ def build_on(cfg: DictConfig, env: DistEnv, data: DataBundle) -> Setup:
     return Setup(data=data, model=model, criterion=build_criterion(cfg.loss, data.samples_per_class).to(device),
                  optimizer=optimizer, scheduler=build_schedule(cfg, optimizer, data),
                  amp_dtype=AMP_DTYPES[cfg.precision])
-
-
-#: torch.autocast dtype of each `precision` (None: plain float32)
-AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer, data: DataBundle) -> torch.optim.lr_scheduler.LRScheduler:

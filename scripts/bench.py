@@ -52,7 +52,6 @@ import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -216,13 +215,10 @@ class Runner:
         import torch
         from omegaconf import OmegaConf
 
-        from cbl.criterion import build_criterion, head_type
         from cbl.data import build_data
-        from cbl.distributed import resolve_device
-        from cbl.models import build_model
-        from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
+        from cbl.distributed import DistEnv, resolve_device
         from cbl.perf import compile_options, tune_host_allocator
-        from cbl.train import seed_everything
+        from cbl.train import build_on, build_schedule, seed_everything
 
         self.torch = torch
         if path.tuned_allocator:
@@ -232,42 +228,29 @@ class Runner:
         cfg = compose([*common, *path.overrides])
         seed_everything(int(cfg.seed), bool(cfg.deterministic))
         self.device = device = resolve_device(str(cfg.device))
-        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.precision]
         self.check_every = int(cfg.loss_check_every)
+        # the loaders as cbl.train.build_run_data makes them, without its CPU allocator tuning (a path's choice)
         data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
         self.data = data = build_data(data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
                                       eval_batch_size=int(cfg.eval_batch_size))
-        o = cfg.optim
-
-        def network():
-            model = build_model(cfg.model.name, data.num_classes, loss_type=head_type(cfg.loss.name),
-                                in_channels=data.in_channels).to(device)  # fmt: skip
-            if cfg.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            optimizer = build_optimizer(
-                model, name=o.name, lr=scaled_lr(o.lr, o.batch_size, o.reference_batch), momentum=o.momentum,
-                weight_decay=o.weight_decay, nesterov=o.nesterov, decay_bn=o.decay_bn,
-                decay_fc_bias=resolve_decay_fc_bias(o.decay_fc_bias, head_type(cfg.loss.name)),
-            )
-            return SimpleNamespace(model=model, optimizer=optimizer)
-
-        self.criterion = build_criterion(cfg.loss, data.samples_per_class).to(device)
+        env = DistEnv(rank=0, world_size=1, local_rank=0, device=device)
         self.bank = path.bank
         if self.bank > 1:  # as cbl.bank.train_bank builds it (the members' losses are alike here: same cost)
             from cbl.bank import bank_optimizer
             from cbl.models.bank import CifarResNetBank
 
-            members = [network() for _ in range(self.bank)]
+            members = [build_on(cfg, env, data) for _ in range(self.bank)]
             model = CifarResNetBank([m.model for m in members]).to(device)
             if cfg.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             self.optimizer = bank_optimizer(model, members)
+            self.scheduler = build_schedule(cfg, self.optimizer, data)
             self.alive = torch.ones(self.bank, dtype=torch.bool, device=device)
+            single = members[0]
         else:
-            single = network()
-            model, self.optimizer = single.model, single.optimizer
-        self.scheduler = build_scheduler(self.optimizer, steps_per_epoch=len(data.train), warmup_epochs=o.warmup_epochs,
-                                         milestones=list(o.milestones), factors=list(o.factors))
+            single = build_on(cfg, env, data)
+            model, self.optimizer, self.scheduler = single.model, single.optimizer, single.scheduler
+        self.criterion, self.amp_dtype = single.criterion, single.amp_dtype
         options = compile_options(cfg.compile)
         self.compiled = options is not None
         self.model = torch.compile(model, **options) if self.compiled else model
