@@ -34,17 +34,17 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import CorruptCheckpointError, atomic_write_text, save_checkpoint
+from cbl.checkpoint import CorruptCheckpointError, atomic_write_text
 from cbl.distributed import setup_distributed
 from cbl.engine import DivergenceError, autocast
 from cbl.faults import maybe_kill
 from cbl.metrics import EvalAccumulator
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.perf import compile_options
-from cbl.reproducibility import rng_state, seed_everything
+from cbl.reproducibility import seed_everything
 from cbl.run_files import git_commit, run_fields, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
-                       record_failure, refuse_to_overwrite, resume)
+                       record_failure, refuse_to_overwrite, resume, save_run_checkpoint)
 from cbl.tracking import Tracker
 
 log = logging.getLogger("cbl.bank")
@@ -279,14 +279,11 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
                 record.update(top1_err=evals[i]["top1_err"], top5_err=evals[i]["top5_err"])
             m.progress.history.append(record)
             sync_member(bank, optimizer, i, m.setup)
-            save_checkpoint(
-                {
-                    "epoch": epoch, "model": m.setup.model.state_dict(), "optimizer": m.setup.optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": m.progress.history,
-                    "config": m.comparable, "wall_time_s": m.wall_time + time.perf_counter() - session_start,
-                    "wandb_id": m.tracker.run_id, "world_size": env.world_size,
-                },
-                m.run_dir, epoch, keep=int(m.cfg.keep_checkpoints),
+            save_run_checkpoint(
+                m.cfg, m.run_dir, epoch, model=m.setup.model, optimizer=m.setup.optimizer, scheduler=scheduler,
+                history=m.progress.history, comparable=m.comparable,
+                wall_time_s=m.wall_time + time.perf_counter() - session_start, wandb_id=m.tracker.run_id,
+                world_size=env.world_size,
             )
             write_history(m.run_dir, m.progress.history)
             m.tracker.log({k: v for k, v in record.items() if v is not None and k != "epoch"}, step=epoch)

@@ -254,6 +254,21 @@ def resume(cfg: DictConfig, run_dir: Path, env: DistEnv, setup: Setup, comparabl
     return state["epoch"] + 1, state["wall_time_s"], state.get("wandb_id")
 
 
+def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn.Module,
+                        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                        history: list[dict[str, Any]], comparable: dict, wall_time_s: float, wandb_id: str | None,
+                        world_size: int) -> None:
+    """The epoch's checkpoint, in the one format `resume` reads (a bank member's too, cbl/bank.py)."""
+    save_checkpoint(
+        {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "config": comparable,
+            "wall_time_s": wall_time_s, "wandb_id": wandb_id, "world_size": world_size,
+        },
+        run_dir, epoch, keep=int(cfg.keep_checkpoints),
+    )
+
+
 def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None) -> Tracker:
     """wandb, grouped by dataset and imbalance factor, with the grouping fields as top-level config keys."""
     return Tracker(
@@ -349,14 +364,10 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 record["seconds"],
             )
             if env.is_main:
-                save_checkpoint(
-                    {
-                        "epoch": epoch, "model": model.state_dict(), "optimizer": setup.optimizer.state_dict(),
-                        "scheduler": setup.scheduler.state_dict(), "rng": rng_state(), "history": history,
-                        "config": comparable, "wall_time_s": wall_time + time.perf_counter() - session_start,
-                        "wandb_id": tracker.run_id, "world_size": env.world_size,
-                    },
-                    run_dir, epoch, keep=int(cfg.keep_checkpoints),
+                save_run_checkpoint(
+                    cfg, run_dir, epoch, model=model, optimizer=setup.optimizer, scheduler=setup.scheduler,
+                    history=history, comparable=comparable, wall_time_s=wall_time + time.perf_counter() - session_start,
+                    wandb_id=tracker.run_id, world_size=env.world_size,
                 )
                 maybe_kill("checkpoint")
                 write_history(run_dir, history)
