@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import CorruptCheckpointError, atomic_write_text
+from cbl.checkpoint import CorruptCheckpointError
 from cbl.distributed import setup_distributed
 from cbl.engine import DivergenceError, autocast
 from cbl.faults import maybe_kill
@@ -42,9 +42,9 @@ from cbl.metrics import EvalAccumulator
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.perf import compile_options
 from cbl.reproducibility import seed_everything
-from cbl.run_files import git_commit, run_fields, write_history, write_json
+from cbl.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
-                       record_failure, refuse_to_overwrite, resume, save_run_checkpoint)
+                       record_failure, refuse_to_overwrite, resume, run_identity, save_run_checkpoint)
 from cbl.tracking import Tracker
 
 log = logging.getLogger("cbl.bank")
@@ -161,9 +161,7 @@ def _train_members(members: list[Member]) -> None:
     for m in members:
         seed_everything(int(m.cfg.seed), bool(m.cfg.deterministic))  # each network starts as in its separate run
         m.setup = build_on(m.cfg, env, data)
-        m.progress.fields["num_classes"] = data.num_classes
-        plain = OmegaConf.to_container(m.cfg, resolve=True)
-        m.comparable = cbl_config.comparable(plain)
+        plain, m.comparable = run_identity(m.cfg, data, m.progress.fields)
         if m.cfg.resume:
             try:
                 m.start_epoch, m.wall_time, m.wandb_id = resume(m.cfg, m.run_dir, env, m.setup, m.comparable,
@@ -171,7 +169,7 @@ def _train_members(members: list[Member]) -> None:
             except (ValueError, CorruptCheckpointError) as e:  # its checkpoint was trained with another config, ...
                 m.fail(e)
                 continue
-        atomic_write_text(m.run_dir / "config.yaml", OmegaConf.to_yaml(m.cfg, resolve=True))
+        write_config(m.run_dir, m.cfg, data.source.record() if data.source else None)
         write_history(m.run_dir, m.progress.history)
         m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id)
     members = [m for m in members if m.result is None]

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cbl.checkpoint import atomic_write_text
 from cbl.criterion import method_label
@@ -32,6 +32,14 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def write_config(run_dir: Path, cfg: DictConfig, data_source: dict | None) -> None:
+    """config.yaml: the resolved config, then the record of where the images came from (cbl/data/provenance.py)."""
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    if data_source is not None:
+        text += OmegaConf.to_yaml({"data_source": data_source})
+    atomic_write_text(run_dir / "config.yaml", text)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -89,8 +97,19 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "reduction": cfg.loss.get("reduction", "batch"),
         "sampler": cfg.sampler.name,
         **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
+        # the recipe: a run whose recipe differs from the paper's never fills a paper cell (cbl.runs)
         "epochs": int(cfg.optim.epochs),
         "batch_size": int(cfg.optim.batch_size),
+        "optimizer": cfg.optim.name,
+        "lr": float(cfg.optim.lr),
+        "reference_batch": int(cfg.optim.reference_batch),
+        "warmup_epochs": cfg.optim.warmup_epochs,
+        "milestones": list(cfg.optim.milestones),
+        "factors": [float(f) for f in cfg.optim.factors],
+        "weight_decay": float(cfg.optim.weight_decay),
+        "momentum": float(cfg.optim.momentum),
+        "nesterov": bool(cfg.optim.nesterov),
         "seed": int(cfg.seed),
         "precision": cfg.precision,
+        "data_source": None,  # known once the data is read (cbl.train.run_identity)
     }

@@ -3,10 +3,10 @@
 Composes dataset x model x loss x optim from configs/ (Hydra), trains with the class-balanced loss of
 Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
 
-    config.yaml        the resolved config
+    config.yaml        the resolved config and the data source (cbl/data/provenance.py)
     metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, seconds
     metrics.json       at the end: last-epoch and best errors, per-class and many/medium/few-shot accuracy,
-                       samples_per_class, seed, git commit, wall time (status "failed" + error on failure)
+                       samples_per_class, seed, data source, git commit, wall time (status "failed" + error on failure)
     checkpoints/       epoch_NNNN.pt, the newest two; `resume=true` continues from the newest valid one
     wandb/             the wandb run (offline by default)
 
@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import (CorruptCheckpointError, atomic_write_text, list_checkpoints, load_checkpoint,
+from cbl.checkpoint import (CorruptCheckpointError, list_checkpoints, load_checkpoint,
                             load_latest_checkpoint, save_checkpoint)
 from cbl.criterion import build_criterion, head_type
 from cbl.data import DataBundle, build_data
@@ -54,7 +54,7 @@ from cbl.models import build_model, use_sync_batchnorm
 from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
 from cbl.perf import compile_options, tune_host_allocator
 from cbl.reproducibility import rng_state, seed_everything, set_rng_state
-from cbl.run_files import git_commit, is_finished, run_fields, write_failure, write_history, write_json
+from cbl.run_files import git_commit, is_finished, run_fields, write_config, write_failure, write_history, write_json
 from cbl.tracking import Tracker
 
 log = logging.getLogger("cbl.train")
@@ -235,7 +235,12 @@ def resume(cfg: DictConfig, run_dir: Path, env: DistEnv, setup: Setup, comparabl
         log.info("resume=true but %s has no valid checkpoint; starting from epoch 1", run_dir)
         return 1, 0.0, None
     state = newest if env.is_main else {**load_checkpoint(path, map_location=env.device), "path": path}
-    differs = cbl_config.first_difference(cbl_config.with_added_keys(state["config"]), comparable)
+    saved = cbl_config.with_added_keys(state["config"])
+    if "data_source" not in saved:
+        log.warning("the checkpoint %s predates data-source records: assuming it was trained on the data read now "
+                    "(%s)", state["path"], comparable.get("data_source"))
+        saved["data_source"] = comparable.get("data_source")
+    differs = cbl_config.first_difference(saved, comparable)
     if differs:
         raise cbl_config.ConfigError(
             f"cannot resume {run_dir}: its checkpoint was trained with {differs[0]}={differs[1]!r}, "
@@ -269,6 +274,14 @@ def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn
     )
 
 
+def run_identity(cfg: DictConfig, data: DataBundle, fields: dict[str, Any]) -> tuple[dict, dict]:
+    """Adds what the data is to the run's `fields`; returns the plain resolved config and the comparable one: what a
+    checkpoint must match to be resumed (the config without runtime keys, and the data source)."""
+    fields.update(num_classes=data.num_classes, data_source=data.source.id if data.source else None)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return plain, {**cbl_config.comparable(plain), "data_source": fields["data_source"]}
+
+
 def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None) -> Tracker:
     """wandb, grouped by dataset and imbalance factor, with the grouping fields as top-level config keys."""
     return Tracker(
@@ -297,6 +310,7 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "samples_per_class": list(data.samples_per_class),
         "seed": int(cfg.seed),
         "subset_seed": cfg.dataset.get("subset_seed"),
+        "data_source": data.source.record() if data.source else None,
         "git_commit": git_commit(),
         "wall_time_s": wall_time,
         "world_size": env.world_size,
@@ -314,14 +328,12 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
 
     setup = build(cfg, env)
     data, model, device = setup.data, setup.model, env.device
-    fields["num_classes"] = data.num_classes
-    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
-    comparable = cbl_config.comparable(plain_cfg)
+    plain_cfg, comparable = run_identity(cfg, data, fields)
     start_epoch, wall_time, wandb_id = resume(cfg, run_dir, env, setup, comparable, history) if cfg.resume else (1, 0.0, None)
 
     tracker = Tracker(mode="disabled", project="", run_dir=run_dir, name="")
     if env.is_main:
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_config(run_dir, cfg, data.source.record() if data.source else None)
         write_history(run_dir, history)
         tracker = open_tracker(cfg, run_dir, fields, plain_cfg, wandb_id)
 

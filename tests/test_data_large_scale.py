@@ -59,7 +59,7 @@ def test_inat_labels_counts_and_images_end_to_end(inat_root):
 
 def test_inat_val_uses_the_train_label_space(tmp_path):
     write_inat(tmp_path, 2018, TRAIN, VAL, COLOURS)
-    train, val, counts = inaturalist_splits(tmp_path, "inat2018")
+    train, val, counts, _ = inaturalist_splits(tmp_path, "inat2018")
     assert counts == [4, 2, 1]
     assert sorted(val.labels.tolist()) == [0, 1, 2, 2]
     doc = json.loads((tmp_path / "val2018.json").read_text())

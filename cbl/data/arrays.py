@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cbl.data.provenance import DataSource
+
 
 def check_images(name: str, x) -> np.ndarray:
     x = np.asarray(x)
@@ -39,6 +41,7 @@ class ArraySplit:
     y_test: np.ndarray  # int64 [M]
     class_names: list[str]
     samples_per_class: list[int]
+    source: DataSource | None = None  # where the images came from (cbl/data/provenance.py)
 
     def __post_init__(self) -> None:
         c = len(self.class_names)

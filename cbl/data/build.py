@@ -38,6 +38,7 @@ from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
 from cbl.data.epoch import check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
+from cbl.data.provenance import DataSource
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.torch_loader import ArrayDataset, TorchLoader
 from cbl.data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, check_input_size, cifar_transform, inception_transform
@@ -81,6 +82,7 @@ class DataBundle:
     input_size: int
     in_channels: int
     name: str = ""
+    source: DataSource | None = None  # where the images came from (cbl/data/provenance.py)
 
 
 def _as_dict(cfg) -> dict:
@@ -168,7 +170,7 @@ def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, 
         train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, sampler=sampler, labels=split.y_train,
                             **shared, **torch_opts)
         test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
-    return train, test, split.samples_per_class, split.class_names, size, channels, extra
+    return train, test, split.samples_per_class, split.class_names, size, channels, extra, split.source
 
 
 def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
@@ -178,10 +180,10 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     root = _get(cfg, "root", "data")
     train_tf, test_tf = inception_transform(True, size, mean, std), inception_transform(False, size, mean, std)
     if name == "ilsvrc2012":
-        train_ds, test_ds, counts = ilsvrc2012_splits(root, train_tf, test_tf)
+        train_ds, test_ds, counts, source = ilsvrc2012_splits(root, train_tf, test_tf)
         names, labels = list(train_ds.classes), [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
     else:
-        train_ds, test_ds, counts = inaturalist_splits(root, name, train_tf, test_tf)
+        train_ds, test_ds, counts, source = inaturalist_splits(root, name, train_tf, test_tf)
         names, labels = train_ds.class_names, [train_ds.labels, test_ds.labels]
     # the losses run with validate=False in training, so the label range is checked here, once
     for which, y in zip(("train", "val"), labels):
@@ -189,7 +191,7 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), sampler=sampler,
                         labels=labels[0], **shared, **torch_opts)
     test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
-    return train, test, counts, names, size, 3, f", input {size}, from {root}/"
+    return train, test, counts, names, size, 3, f", input {size}, from {root}/", source
 
 
 def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1,
@@ -210,11 +212,13 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
     make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
-    train, test, counts, names, size, channels, extra = make(name, cfg, batch_size, eval_batch_size, shared, torch_opts, sampler)
+    train, test, counts, names, size, channels, extra, source = make(name, cfg, batch_size, eval_batch_size, shared,
+                                                                     torch_opts, sampler)
+    extra += f", data source {source.id}"
     if sampler != "instance":
         extra += f", sampler {sampler}"
     if min(counts) < 1:
         log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
                     name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())
     _announce(describe_counts(name, counts, test.num_samples, extra), rank)
-    return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name)
+    return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name, source)

@@ -26,6 +26,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from cbl.data.arrays import ArraySplit, check_images, check_labels
 from cbl.data.long_tail import long_tail_counts, long_tail_indices
+from cbl.data.provenance import DataSource, cifar_folder_source, npz_source
 
 CIFAR_SPECS = {
     "cifar10": dict(
@@ -92,6 +93,21 @@ def _missing_message(spec: dict, folder: Path, tried_download: bool) -> str:
     src = spec["source"]
     how = "" if tried_download else ", or set dataset.download=true with network access"
     return f"{spec['title']} not found at {folder}; download {src.url} and extract it into {folder.parent}/{how}"
+
+
+def official_md5(name: str) -> dict[str, str]:
+    """{file name: md5} of the official python-version archive's files (torchvision's list)."""
+    src = _spec(name)["source"]
+    return {f: md5 for f, md5 in src.train_list + src.test_list} | {src.meta["filename"]: src.meta["md5"]}
+
+
+def cifar_source(name: str, root: str | os.PathLike, npz: str | os.PathLike | None) -> DataSource:
+    """The data source a load_cifar_lt call reads (provenance.py): the .npz's hash, or the archive folder checked
+    against the official md5 sums."""
+    if npz is not None:
+        return npz_source(npz)
+    spec = _spec(name)
+    return cifar_folder_source(Path(root) / spec["folder"], spec["train"] + spec["test"] + [spec["meta"]], official_md5(name))
 
 
 def read_cifar_folder(name: str, root: str | os.PathLike, download: bool = False):
@@ -169,4 +185,4 @@ def load_cifar_lt(
             raise ValueError(f"{spec['title']} meta lists {len(names)} class names; expected {c}")
     counts = long_tail_counts(spec["n_max"] if n_max is None else n_max, c, imbalance_factor)
     keep = long_tail_indices(y_train, counts, subset_seed)
-    return ArraySplit(x_train[keep], y_train[keep], x_test, y_test, names, counts)
+    return ArraySplit(x_train[keep], y_train[keep], x_test, y_test, names, counts, source=cifar_source(name, root, npz))

@@ -15,6 +15,7 @@ import numpy as np
 
 from cbl.data.arrays import ArraySplit
 from cbl.data.long_tail import check_int, long_tail_counts, long_tail_indices
+from cbl.data.provenance import DIGITS_SOURCE
 
 DIGITS_N_MAX = 120  # the smallest class (174 images) minus 50 test images leaves 124
 DIGITS_TEST_PER_CLASS = 50
@@ -44,4 +45,4 @@ def load_digits_lt(
     counts = long_tail_counts(n_max, num_classes, imbalance_factor)
     keep = pool[long_tail_indices(y[pool], counts, subset_seed)]
     names = [str(c) for c in range(num_classes)]
-    return ArraySplit(x[keep], y[keep], x[test_mask], y[test_mask], names, counts)
+    return ArraySplit(x[keep], y[keep], x[test_mask], y[test_mask], names, counts, source=DIGITS_SOURCE)

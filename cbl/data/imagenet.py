@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import ImageFolder
 
+from cbl.data.provenance import sample_list_source
+
 log = logging.getLogger(__name__)
 
 LAYOUT_HELP = (
@@ -40,11 +42,13 @@ def ilsvrc2012(root: str | os.PathLike, split: str = "train", transform=None) ->
 
 
 def ilsvrc2012_splits(root: str | os.PathLike, train_transform=None, val_transform=None):
-    """(train, val, samples_per_class); val must have the same class folders as train."""
+    """(train, val, samples_per_class, data source); val must have the same class folders as train."""
     train = ilsvrc2012(root, "train", train_transform)
     val = ilsvrc2012(root, "val", val_transform)
     if val.classes != train.classes:
         extra = sorted(set(val.classes) ^ set(train.classes))[:5]
         raise ValueError(f"ILSVRC 2012 train and val class folders differ under {root} (e.g. {extra}); {LAYOUT_HELP}")
     counts = np.bincount(np.asarray(train.targets, dtype=np.int64), minlength=len(train.classes)).tolist()
-    return train, val, counts
+    source = sample_list_source("ilsvrc2012", Path(root), train.samples + val.samples,
+                                (len(train), len(val), len(train.classes)))
+    return train, val, counts, source

@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from cbl.data.provenance import DataSource, annotation_source
+
 log = logging.getLogger(__name__)
 
 INAT_SPECS = {
@@ -106,7 +108,10 @@ class INaturalist(Dataset):
 
 
 def inaturalist_splits(root: str | os.PathLike, name: str, train_transform=None, val_transform=None):
-    """(train, val, samples_per_class) with one label space; the class counts are the train split's."""
+    """(train, val, samples_per_class, data source) with one label space; the class counts are the train split's."""
     train = INaturalist(root, name, "train", train_transform)
     val = INaturalist(root, name, "val", val_transform, categories=train.categories)
-    return train, val, train.samples_per_class()
+    spec = _spec(name)
+    source: DataSource = annotation_source(name, [Path(root) / spec["train"], Path(root) / spec["val"]],
+                                           (len(train), len(val), train.num_classes))
+    return train, val, train.samples_per_class(), source
