@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from cbl import paper
 from cbl.criterion import LOSS_NAMES
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.transforms import EVAL_CROP_PADDING
@@ -83,7 +84,16 @@ def by_rank(main: Any, other: Any) -> Any:
     return main if process_rank() == 0 else other
 
 
+def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
+    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.paper): x0.01 / x0.0001
+    for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
+    balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
+    return list(paper.TABLE2_BALANCED_FACTORS if balanced else paper.TABLE2_RECIPE["factors"])
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("cbl_cifar_lr_factors"):
+        OmegaConf.register_new_resolver("cbl_cifar_lr_factors", cifar_lr_factors)
     if not OmegaConf.has_resolver("cbl_dirname"):
         OmegaConf.register_new_resolver("cbl_dirname", dirname_or_default)
     if not OmegaConf.has_resolver("cbl_by_rank"):

@@ -111,5 +111,6 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "nesterov": bool(cfg.optim.nesterov),
         "seed": int(cfg.seed),
         "precision": cfg.precision,
+        "order": cfg.dataset.get("order", "shuffled"),  # the training order (cbl/data/epoch.py)
         "data_source": None,  # known once the data is read (cbl.train.run_identity)
     }

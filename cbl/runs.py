@@ -11,7 +11,7 @@ A run directory holds `metrics.json` (written by `cbl.train` at the end of a run
 Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
 
 Public API: `find_runs(root) -> list[Run]`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
-`is_paper_method(run)`, `PAPER_LOSSES`, `SETTINGS_DEFAULTS`.
+`is_paper_method(run)`, `PAPER_LOSSES`, `SETTINGS_DEFAULTS`, `REFERENCE_RUNTIME`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from cbl import paper
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
 PAPER_LOSSES = ("softmax", "sigmoid", "focal")
@@ -32,9 +35,12 @@ PAPER_LOSSES = ("softmax", "sigmoid", "focal")
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
     "tau": None, "s": None, "max_m": None,
-    # bf16 autocast is a different computation from the paper's float32: its runs are kept apart everywhere
-    "precision": "fp32",
 }
+#: what every paper cell also needs besides the paper's recipe (cbl.paper.recipe): float32 (bf16 autocast is
+#: another computation), this repo's default data order (README "Deviations"), and the official data release
+#: (cbl/data/provenance.py); absent precision / order = recorded before the option existed, with these values
+REFERENCE_RUNTIME = {"precision": "fp32", "order": "shuffled"}
+OFFICIAL_DATA = "official"
 
 
 class RunsError(Exception):
@@ -112,11 +118,16 @@ class Run:
     last_epoch: int | None  # the last epoch that finished, None when none is known
 
     # ------------------------------------------------------------------ the run's configuration
-    @property
+    @cached_property
     def config(self) -> dict[str, Any]:
-        """`metrics.json["run"]`: dataset, imbalance_factor, model, input_size, loss, beta, gamma, ..."""
+        """`metrics.json["run"]`: dataset, imbalance_factor, model, input_size, loss, beta, gamma, ...; for runs
+        recorded before the recipe and data source were (cbl.run_files.run_fields), those read from config.yaml."""
         run = self.metrics.get("run")
-        return run if isinstance(run, dict) else {}
+        return {**self.from_config_yaml, **run} if isinstance(run, dict) else {}
+
+    @cached_property
+    def from_config_yaml(self) -> dict[str, Any]:
+        return _recipe_from_config_yaml(self.path)
 
     @property
     def dataset(self) -> str | None:
@@ -182,8 +193,64 @@ class Run:
         return str(self.config.get("precision") or "fp32")
 
     @property
+    def data_source(self) -> str | None:
+        """"official", "npz:<file>@sha256:<hash>", ... (cbl/data/provenance.py); None when not recorded."""
+        return self.config.get("data_source")
+
+    def recipe_differences(self, *without: str) -> list[str]:
+        """How this run's recipe differs from the one behind its paper table (cbl.paper.recipe), precision, data
+        order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
+        a run that may fill a paper cell.  Keys in `without` are not compared."""
+        cfg, out = self.config, []
+        reference = {**(paper.recipe(self.dataset, self.imbalance_factor) or {}), **REFERENCE_RUNTIME}
+        missing = []
+        for key, want in reference.items():
+            if key in without:
+                continue
+            have = self._recorded(key)
+            if have is None and key not in REFERENCE_RUNTIME:
+                missing.append(key)
+            elif not _same(want if have is None else have, want):
+                out.append(f"{key}={_fmt_value(have)}")
+        if missing:
+            out.append(f"recipe not recorded ({', '.join(missing)})")
+        if "data" not in without and self.data_source != OFFICIAL_DATA:
+            out.append(f"data={self.data_source or 'source not recorded'}")
+        return out
+
+    def _recorded(self, key: str) -> Any:
+        cfg = self.config
+        if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.optim.scaled_lr)
+            lr, batch, ref = cfg.get("lr"), cfg.get("batch_size"), cfg.get("reference_batch")
+            return None if None in (lr, batch, ref) else lr * batch / ref
+        return cfg.get(key)
+
+    def deviations(self, *without: str) -> str:
+        """`settings` and `recipe_differences`, one string: what keeps the run out of the paper's own cells."""
+        return ", ".join(p for p in [self.settings_without(*without), *self.recipe_differences(*without)] if p)
+
+    @property
     def seed(self) -> int | None:
         return self.metrics.get("seed")
+
+    @property
+    def identity(self) -> str:
+        """Everything recorded about the configuration but the seed, as one string: two finished runs with the same
+        identity, seed and subset seed are the same run twice (cbl.tables counts the newest once)."""
+        cfg = {k: v for k, v in self.config.items() if k != "seed"}
+        return json.dumps([cfg, self.metrics.get("subset_seed")], sort_keys=True, default=str)
+
+    @property
+    def finished_at(self) -> float:
+        """When metrics.json was written (its "finished_at", else the file's modification time), for picking the
+        newest of duplicate runs."""
+        stamp = self.metrics.get("finished_at")
+        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+            return float(stamp)
+        try:
+            return (self.path / "metrics.json").stat().st_mtime
+        except OSError:
+            return 0.0
 
     # ------------------------------------------------------------------ results
     def value(self, name: str) -> float | None:
@@ -242,11 +309,41 @@ class Run:
         parts.append(f"beta={self.beta:g}")
         if self.gamma is not None:
             parts.append(f"gamma={self.gamma:g}")
-        if self.settings:
-            parts.append(f"[{self.settings}]")
+        if self.deviations():
+            parts.append(f"[{self.deviations()}]")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         return " ".join(parts)
+
+
+#: run field <- config.yaml key, for runs whose metrics.json predates the recipe fields
+_RECIPE_KEYS = {"optimizer": "name", "lr": "lr", "reference_batch": "reference_batch", "warmup_epochs": "warmup_epochs",
+                "milestones": "milestones", "factors": "factors", "weight_decay": "weight_decay",
+                "momentum": "momentum", "nesterov": "nesterov"}  # fmt: skip
+
+
+def _recipe_from_config_yaml(path: Path) -> dict[str, Any]:
+    """The recipe fields and data source a run's config.yaml holds ({} without one).  A data source that was not
+    hashed is named by its file: "npz:<file> (not hashed)"."""
+    file = path / "config.yaml"
+    if not file.is_file():
+        return {}
+    import yaml  # only needed here; keeps `import cbl.runs` light
+
+    try:
+        cfg = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(cfg, dict):
+        return {}
+    optim, dataset = cfg.get("optim"), cfg.get("dataset")
+    out = {k: optim[v] for k, v in _RECIPE_KEYS.items() if isinstance(optim, dict) and v in optim}
+    source = cfg.get("data_source")
+    if isinstance(source, dict) and source.get("id"):
+        out["data_source"] = source["id"]
+    elif isinstance(dataset, dict) and dataset.get("npz"):
+        out["data_source"] = f"npz:{Path(str(dataset['npz'])).name} (not hashed)"
+    return out
 
 
 def read_run(path: str | os.PathLike) -> Run:
@@ -295,7 +392,23 @@ def find_runs(root: str | os.PathLike) -> list[Run]:
 
 
 def is_paper_method(run: Run) -> bool:
-    """A run of the paper's own grid (softmax / sigmoid / focal, class-balanced by beta, in float32), not an extra
-    method or a bf16 run."""
+    """A run of one of the paper's losses (softmax / sigmoid / focal, class-balanced by beta) without the options
+    beyond the paper; it fills a paper cell only if its `recipe_differences()` are [] as well."""
     method = run.config.get("method")
-    return run.loss in PAPER_LOSSES and (method is None or method == run.loss) and run.precision == "fp32"
+    return run.loss in PAPER_LOSSES and (method is None or method == run.loss) and not run.settings
+
+
+def _same(have: Any, want: Any) -> bool:
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(_same(h, w) for h, w in zip(have, want))
+    if isinstance(want, bool) or isinstance(have, bool) or isinstance(want, str):
+        return have == want
+    return isinstance(have, (int, float)) and math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ",".join(_fmt_value(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -98,23 +98,12 @@ class Notes:
 
     lines: list[str] = field(default_factory=list)
 
-    def duplicate_seeds(self, label: str, runs: list[Run]) -> None:
-        seen: dict[tuple, list[Run]] = defaultdict(list)
-        for r in runs:
-            seen[(r.seed, r.metrics.get("subset_seed"))].append(r)
-        for (seed, subset), rs in seen.items():
-            if len(rs) > 1 and seed is not None:
-                paths = ", ".join(f"`{r.path}`" for r in rs)
-                self.lines.append(
-                    f"{label}: {len(rs)} runs with seed {seed} (subset seed {subset}), all averaged: {paths}"
-                )
-
     def left_out(self, runs: list[Run], mine: list[Run], table: str) -> None:
         kept = {id(r) for r in mine}
         other = [r for r in runs if id(r) not in kept and r.status == "finished"]
         if other:
             self.lines.append(
-                f"{len(other)} finished run(s) of other datasets, methods or precisions are not in {table} (see --table methods)"
+                f"{len(other)} finished run(s) of other datasets or methods are not in {table} (see --table methods)"
             )
 
     def missing_metric(self, metric: str, runs: Iterable[Run]) -> None:
@@ -129,8 +118,8 @@ def _describe_runs(runs: list[Run]) -> str:
 
     # mixed models / epochs / commits in one table show up here instead of being averaged unnoticed
     models, epochs = values(lambda r: r.model), values(lambda r: r.config.get("epochs"))
-    commits = values(lambda r: r.metrics.get("git_commit"))
-    return f"{len(runs)} finished runs: model {models}, epochs {epochs}, commit {commits}."
+    commits, data = values(lambda r: r.metrics.get("git_commit")), values(lambda r: r.data_source or "not recorded")
+    return f"{len(runs)} finished runs: model {models}, epochs {epochs}, data {data}, commit {commits}."
 
 
 def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list[Run]]:
@@ -141,9 +130,27 @@ def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list
 
 
 def _finished(runs: Iterable[Run], metric: str, notes: Notes) -> list[Run]:
+    """The finished runs with a finite `metric`, one per (configuration, seed, subset seed, data source)."""
     done = [r for r in runs if r.status == "finished"]
     notes.missing_metric(metric, done)
-    return [r for r in done if r.value(metric) is not None]
+    return one_vote([r for r in done if r.value(metric) is not None], notes)
+
+
+def one_vote(runs: list[Run], notes: Notes) -> list[Run]:
+    """Each run once: of the finished runs with the same recorded configuration (data source included), seed and
+    subset seed (the same run trained twice, e.g. in two folders), the newest counts and the note names the others,
+    so a duplicate never changes a mean or an n."""
+    by_key = _group(runs, lambda r: (r.identity, r.seed))
+    kept = []
+    for rs in by_key.values():
+        newest = max(rs, key=lambda r: (r.finished_at, str(r.path)))
+        kept.append(newest)
+        if len(rs) > 1:
+            others = ", ".join(f"`{r.path}`" for r in rs if r is not newest)
+            notes.lines.append(f"{newest.describe()}: {len(rs)} runs of the same configuration and seed; the newest, "
+                               f"`{newest.path}`, counts once, not {others}")  # fmt: skip
+    keep = {id(r) for r in kept}
+    return [r for r in runs if id(r) in keep]
 
 
 def _stat(runs: list[Run], metric: str) -> Stat | None:
@@ -166,31 +173,31 @@ class Table2Result:
     baselines: dict[LossKey, Stat | None]  # beta = 0, one per TABLE2_COLUMNS entry
     cb_best: CBBest | None
     paper: paper.Table2Row | None
+    recipe: str = ""  # how the runs' recipe differs from the paper's (Run.recipe_differences); "" = the paper's
 
 
 def build_table2(
     runs: list[Run], metric: str = "top1_err", all_rows: bool = False
 ) -> tuple[list[Table2Result], Notes, list[Run]]:
-    """Table 2 rows for the (dataset, IF) pairs present in `runs` (every pair of the paper with `all_rows`, "—"
-    where there is no run yet), in the paper's order; also the notes and the finished runs the table uses."""
+    """Table 2 rows for the (dataset, IF, recipe) triples present in `runs` (every pair of the paper with `all_rows`,
+    "—" where there is no run yet), the paper's recipe first, in the paper's order; also the notes and the
+    finished runs the table uses.  Runs of another recipe (epochs, precision, data source, ...) never share a cell
+    with the paper's: they get rows of their own, labelled with what differs."""
     notes = Notes()
     mine = [r for r in runs if _cifar_name(r.dataset) and is_paper_method(r)]
     notes.left_out(runs, mine, "Table 2")
     done = _finished(mine, metric, notes)
     order = [paper_row.dataset for paper_row in paper.table2()]
     rows = []
-    by_cell = _group(done, lambda r: (r.dataset.removesuffix("_lt"), r.imbalance_factor))
+    by_cell = _group(done, lambda r: (", ".join(r.recipe_differences()), r.dataset.removesuffix("_lt"), r.imbalance_factor))
     if all_rows:
         for paper_row in paper.table2():
-            by_cell.setdefault((paper_row.dataset, paper_row.imbalance_factor), [])
-    for dataset, imb in sorted(by_cell, key=lambda k: (order.index(k[0]), -(k[1] or 0))):
-        cell_runs = by_cell[dataset, imb]
-        label = f"{_CIFAR[dataset]} IF {imb}"
-        baselines = {}
+            by_cell.setdefault(("", paper_row.dataset, paper_row.imbalance_factor), [])
+    for recipe, dataset, imb in sorted(by_cell, key=lambda k: (k[0], order.index(k[1]), -(k[2] or 0))):
+        cell_runs = by_cell[recipe, dataset, imb]
+        label = f"{_CIFAR[dataset]} IF {imb}" + (f" [{recipe}]" if recipe else "")
         plain = _group([r for r in cell_runs if r.beta == 0.0], loss_key)
-        for key, _ in TABLE2_COLUMNS:
-            baselines[key] = _stat(plain.get(key, []), metric)
-            notes.duplicate_seeds(f"{label} {key[0]} γ={fmt_param(key[1])}", plain.get(key, []))
+        baselines = {key: _stat(plain.get(key, []), metric) for key, _ in TABLE2_COLUMNS}
         unplaced = [r for k, rs in plain.items() if k not in baselines for r in rs]
         # at IF 1 every class has the same count, so the CB term is 1 and every run is a candidate
         candidates = cell_runs if imb == 1 else [r for r in cell_runs if r.beta > 0.0]
@@ -199,21 +206,34 @@ def build_table2(
         groups = _group(candidates, lambda r: (*loss_key(r), r.beta))
         best = None
         for (loss, gamma, beta), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            notes.duplicate_seeds(f"{label} {fmt_config(loss, beta, gamma)}", rs)
             s = _stat(rs, metric)
             if best is None or s.mean < best.stat.mean:
                 best = CBBest(s, loss, beta, gamma)
-        rows.append(Table2Result(dataset, imb, baselines, best, paper.table2_row(dataset, imb)))
+        rows.append(Table2Result(dataset, imb, baselines, best, paper.table2_row(dataset, imb), recipe))
     return rows, notes, done
 
 
+def _recipe_caption(table: str, recipe: str) -> str:
+    return (f"**{table} layout, not the paper's setting.** These runs differ from the paper's recipe in: {recipe}. "
+            "The paper's numbers stand beside them for reference: Δ measures the effect of those differences "
+            "(and of seeds), not a reproduction error.")
+
+
 def render_table2(rows: list[Table2Result], metric: str = "top1_err") -> str:
+    """One Markdown table per recipe: the paper's first (if present), then each other recipe under its caption."""
+    return "\n\n".join(
+        _render_table2_recipe(rs, metric, recipe)
+        for (recipe,), rs in _group(rows, lambda r: (r.recipe,)).items()
+    )
+
+
+def _render_table2_recipe(rows: list[Table2Result], metric: str, recipe: str) -> str:
     head = ["dataset", "IF", ""] + [name for _, name in TABLE2_COLUMNS] + ["CB best", "CB loss, β, γ"]
-    lines = _head(
+    caption = (
         f"**Table 2.** ResNet-32 on long-tailed CIFAR, top-1 test error (%) at the {METRICS[metric]}"
-        + ("" if metric == "top1_err" else " (the paper reports the last epoch)") + ".",
-        head,
+        + ("" if metric == "top1_err" else " (the paper reports the last epoch)") + "."
     )  # fmt: skip
+    lines = _head(caption if not recipe else caption + " " + _recipe_caption("Table 2", recipe), head)
     for r in rows:
         p = r.paper
         ours = [_CIFAR[r.dataset], str(r.imbalance_factor), "ours"]
@@ -232,7 +252,8 @@ def render_table2(rows: list[Table2Result], metric: str = "top1_err") -> str:
         "",
         "ours: mean ± std over seeds (n = number of seeds; a single value is one seed); Δ = ours − paper. "
         "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ), at IF 1 (class-balanced "
-        "term 1) over all runs; like the paper's, it is the best of several configurations, so it is optimistic.",
+        "term 1) over all runs; like the paper's, it is selected on the test set (there is no validation split), "
+        "so it is optimistic.",
     ]
     return "\n".join(lines)
 
@@ -247,6 +268,7 @@ class Table3Result:
     input_size: int | None
     results: dict[str, tuple[Stat | None, Stat | None]]  # dataset -> (top-1, top-5)
     paper: paper.Table3Row | None
+    recipe: str = ""  # how the runs' recipe differs from the paper's (Run.recipe_differences); "" = the paper's
 
 
 def _paper_table3_row(model, loss, beta, gamma, input_size) -> paper.Table3Row | None:
@@ -259,41 +281,47 @@ def _paper_table3_row(model, loss, beta, gamma, input_size) -> paper.Table3Row |
 def build_table3(
     runs: list[Run], metric: str = "top1_err", all_rows: bool = False
 ) -> tuple[list[Table3Result], Notes, list[Run]]:
-    """Table 3 rows for the configurations present in `runs` (and every row of the paper with `all_rows`)."""
+    """Table 3 rows for the configurations present in `runs` (and every row of the paper with `all_rows`); runs of
+    another recipe than the paper's get rows of their own, labelled with what differs (as in Table 2)."""
     notes = Notes()
     mine = [r for r in runs if r.dataset in paper.TABLE3_DATASETS and is_paper_method(r)]
     notes.left_out(runs, mine, "Table 3")
     done = _finished(mine, metric, notes)
-    groups = _group(done, lambda r: (str(r.model), *loss_key(r), r.beta, r.input_size))
+    groups = _group(done, lambda r: (", ".join(r.recipe_differences()), str(r.model), *loss_key(r), r.beta, r.input_size))
     rows = []
-    for (model, loss, gamma, beta, size), rs in groups.items():
+    for (recipe, model, loss, gamma, beta, size), rs in groups.items():
         results = {}
         for d in paper.TABLE3_DATASETS:
             sub = [r for r in rs if r.dataset == d]
-            notes.duplicate_seeds(f"{model} {fmt_config(loss, beta, gamma)} {size} {d}", sub)
             results[d] = (_stat(sub, metric), _stat(sub, "top5_err"))
         ref = _paper_table3_row(model, loss, beta, gamma, size)
-        rows.append(Table3Result(model, loss, beta, gamma, size, results, ref))
+        rows.append(Table3Result(model, loss, beta, gamma, size, results, ref, recipe))
     if all_rows:
-        present = [r.paper for r in rows]  # Table3Row holds a dict: compared by value, not hashed
+        present = [r.paper for r in rows if not r.recipe]  # Table3Row holds a dict: compared by value, not hashed
         rows += [Table3Result(p.model, p.loss_type, p.beta or 0.0, p.gamma, p.input_size,
                               {d: (None, None) for d in paper.TABLE3_DATASETS}, p)
                  for p in paper.table3() if p not in present]  # fmt: skip
     order = paper.table3()  # the paper's rows in its order, then ours beyond the paper
-    rows.sort(key=lambda t: (order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta, str(t.gamma),
-                             str(t.input_size)))  # fmt: skip
+    rows.sort(key=lambda t: (t.recipe, order.index(t.paper) if t.paper else len(order), t.model, t.loss, t.beta,
+                             str(t.gamma), str(t.input_size)))  # fmt: skip
     return rows, notes, done
 
 
 def render_table3(rows: list[Table3Result], metric: str = "top1_err") -> str:
+    """One Markdown table per recipe: the paper's first (if present), then each other recipe under its caption."""
+    return "\n\n".join(
+        _render_table3_recipe(rs, metric, recipe)
+        for (recipe,), rs in _group(rows, lambda r: (r.recipe,)).items()
+    )
+
+
+def _render_table3_recipe(rows: list[Table3Result], metric: str, recipe: str) -> str:
     names = {"inat2017": "iNat2017", "inat2018": "iNat2018", "ilsvrc2012": "ILSVRC2012"}
     head = ["network", "loss", "β", "γ", "input", ""]
     for d in paper.TABLE3_DATASETS:
         head += [f"{names[d]} top-1", "top-5"]
-    lines = _head(
-        f"**Table 3.** Large-scale validation error (%), top-1 at the {METRICS[metric]}, top-5 at the last epoch.",
-        head,
-    )
+    caption = f"**Table 3.** Large-scale validation error (%), top-1 at the {METRICS[metric]}, top-5 at the last epoch."
+    lines = _head(caption if not recipe else caption + " " + _recipe_caption("Table 3", recipe), head)
     for r in rows:
         network = r.paper.network if r.paper else r.model
         label = r.paper.loss if r.paper else ("CB " if r.beta > 0 else "") + r.loss.capitalize()
@@ -319,7 +347,7 @@ class MethodsResult:
     loss: str
     beta: float
     gamma: float | None
-    settings: str  # Run.settings: the options beyond the paper, "" for the paper's configurations
+    settings: str  # Run.deviations(): options beyond the paper and recipe differences, "" for the paper's own
     top1: Stat | None
     top5: Stat | None
     shots: dict[str, Stat | None]  # "many" / "medium" / "few" accuracy
@@ -332,11 +360,11 @@ def build_methods(
     notes = Notes()
     done = _finished(runs, metric, notes)
     def key(r: Run) -> tuple:
-        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma, r.settings)
+        return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma,
+                r.deviations())
 
     rows = []
     for k, rs in _group(done, key).items():
-        notes.duplicate_seeds(" ".join(map(str, k)), rs)
         shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
         seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
         rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds))
@@ -370,7 +398,8 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
             f"{n} ({', '.join(map(str, m.seeds))})",
         ]))  # fmt: skip
     lines += ["", "mean ± std over seeds (sample std); seeds: number of runs (their seeds). settings: the options "
-              "beyond the paper that differ from its defaults (README, \"Beyond the paper\")."]
+              "beyond the paper that differ from its defaults (docs/beyond_the_paper.md), then how the recipe differs "
+              "from the paper's (epochs, precision, data source, ...); \"-\": the paper's own setting."]
     return "\n".join(lines)
 
 
@@ -383,7 +412,7 @@ class PrecisionResult:
     method: str
     beta: float
     gamma: float | None
-    settings: str  # the options beyond the paper other than precision
+    settings: str  # Run.deviations() but precision: options beyond the paper and recipe differences
     epochs: int | None
     top1: dict[str, Stat | None]  # "fp32" / "bf16" -> error over that precision's seeds
     delta_top1: Stat | None  # bf16 - fp32, paired by seed
@@ -411,7 +440,7 @@ def build_precision(
 
     def key(r: Run) -> tuple:
         return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), r.beta, r.gamma,
-                r.settings_without("precision"), r.config.get("epochs"))  # fmt: skip
+                r.deviations("precision"), r.config.get("epochs"))  # fmt: skip
 
     rows, used = [], []
     for k, rs in _group(done, key).items():

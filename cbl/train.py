@@ -313,6 +313,7 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "data_source": data.source.record() if data.source else None,
         "git_commit": git_commit(),
         "wall_time_s": wall_time,
+        "finished_at": time.time(),  # seconds since the epoch: of duplicate runs, tables count the newest
         "world_size": env.world_size,
         "run": fields,
     }

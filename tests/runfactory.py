@@ -14,6 +14,22 @@ def cifar_counts(n_max: int, classes: int, imbalance_factor: float) -> list[int]
     return [int(n_max * (1 / imbalance_factor) ** (i / (classes - 1))) for i in range(classes)]
 
 
+#: the paper's recipes as a run records them (cbl.run_files.run_fields), written from DESIGN.md
+CIFAR_RECIPE = {"epochs": 200, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "reference_batch": 128,
+                "warmup_epochs": 5, "milestones": [160, 180], "factors": [0.01, 0.0001], "weight_decay": 0.0002,
+                "momentum": 0.9, "nesterov": False}  # fmt: skip
+LARGE_SCALE_RECIPE = {"epochs": 90, "batch_size": 1024, "optimizer": "sgd", "lr": 0.1, "reference_batch": 256,
+                      "warmup_epochs": 5, "milestones": [30, 60, 80], "factors": [0.1, 0.01, 0.001],
+                      "weight_decay": 0.0001, "momentum": 0.9, "nesterov": True}  # fmt: skip
+
+
+def paper_recipe(dataset: str, imbalance_factor: float | None) -> dict:
+    if not dataset.startswith("cifar"):
+        return dict(LARGE_SCALE_RECIPE)
+    # the authors' balanced script (IF 1) keeps cifar_main.py's default multipliers
+    return CIFAR_RECIPE | ({"factors": [0.1, 0.01]} if imbalance_factor == 1 else {})
+
+
 def write_run(
     path: Path,
     *,
@@ -29,16 +45,24 @@ def write_run(
     gamma: float = 0.0,
     method: str | None = None,
     seed: int = 0,
-    epochs: int = 3,
+    epochs: int | None = None,
     status: str = "finished",
     error: str | None = None,
     shots: dict | None = None,
     samples_per_class: list[int] | None = None,
     history: bool = True,
     precision: str | None = None,
+    recipe: dict | None = None,
+    data_source: str | None = "official",
+    finished_at: float | None = None,
 ) -> Path:
-    """A finished (or failed) run; every epoch logged to metrics.jsonl."""
+    """A finished (or failed) run; every epoch logged to metrics.jsonl.  Its recipe is the paper's for its dataset
+    (epochs included, unless `epochs` is given), with `recipe` overriding fields; `data_source` None: not recorded."""
     path.mkdir(parents=True, exist_ok=True)
+    run_recipe = paper_recipe(dataset, imbalance_factor) | (recipe or {})
+    if epochs is None:
+        epochs = run_recipe["epochs"]
+    run_recipe["epochs"] = epochs
     classes = 100 if dataset.startswith("cifar100") else 10
     if samples_per_class is None:
         samples_per_class = cifar_counts(500 if classes == 100 else 5000, classes, imbalance_factor or 1)
@@ -67,11 +91,14 @@ def write_run(
             "loss": loss,
             "beta": beta,
             "gamma": gamma,
-            "epochs": epochs,
-            "batch_size": 128,
             "method": method or loss,
+            **run_recipe,
         },
     }
+    if data_source is not None:  # runs recorded before provenance existed have no "data_source" field
+        metrics["run"]["data_source"] = data_source
+    if finished_at is not None:
+        metrics["finished_at"] = finished_at
     if precision is not None:  # runs recorded before the option existed have no "precision" field
         metrics["run"]["precision"] = precision
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -275,6 +275,9 @@ DESIGN = {
 @pytest.mark.parametrize("loader", [lambda p: yaml.safe_load(p.read_text()), lambda p: OmegaConf.to_container(OmegaConf.load(p))])
 def test_optim_configs_hold_the_design_values(recipe, loader):
     cfg = loader(CONFIGS / "optim" / f"{recipe}.yaml")
+    if recipe == "cifar":  # the factors follow the imbalance factor (below)
+        assert cfg.pop("factors") == "${cbl_cifar_lr_factors:${oc.select:dataset.imbalance_factor,null}}"
+        cfg["factors"] = DESIGN[recipe]["factors"]
     assert cfg == DESIGN[recipe]
     assert all(type(cfg[k]) is float for k in ("lr", "momentum", "weight_decay"))  # "2e-4" would be a str in PyYAML
 
@@ -309,3 +312,31 @@ def test_model_configs_build(path):
 
 def test_every_model_has_a_config():
     assert sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")) == sorted(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10_lt", "cifar100_lt"])
+@pytest.mark.parametrize("imbalance_factor, factors", [(200, [0.01, 1e-4]), (100, [0.01, 1e-4]), (10, [0.01, 1e-4]),
+                                                       (1, [0.1, 0.01]), (1.0, [0.1, 0.01])])
+def test_cifar_schedule_is_the_authors_per_imbalance_factor(dataset, imbalance_factor, factors):
+    """The long-tailed scripts pass multipliers 1 / 0.01 / 0.0001; the balanced one (IF 1) none, so cifar_main.py's
+    default 1 / 0.1 / 0.01 applies (DESIGN.md): however the run is composed, a sweep's IF 1 job included."""
+    from tests.train_utils import compose_cfg
+
+    for extra in ([], ["sweep=table2_softmax_sigmoid"], ["sweep=table2_focal"]):
+        cfg = compose_cfg(f"dataset={dataset}", f"dataset.imbalance_factor={imbalance_factor}", *extra)
+        assert list(cfg.optim.factors) == factors and list(cfg.optim.milestones) == [160, 180]
+    # the lr the optimizer sees after epoch 180 (base 0.1, one step per epoch)
+    cfg = compose_cfg(f"dataset={dataset}", f"dataset.imbalance_factor={imbalance_factor}")
+    model = build_model("small_cnn", 10, loss_type="softmax")
+    opt = build_optimizer(model, name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, nesterov=False, decay_bn=True,
+                          decay_fc_bias=True)
+    sched = build_scheduler(opt, steps_per_epoch=1, warmup_epochs=5, milestones=list(cfg.optim.milestones),
+                            factors=list(cfg.optim.factors))
+    lrs = []
+    for _ in range(200):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[170] == pytest.approx(0.1 * factors[0]) and lrs[190] == pytest.approx(0.1 * factors[1])
+    # chosen explicitly, the user's factors win
+    assert list(compose_cfg(f"dataset={dataset}", "dataset.imbalance_factor=1", "optim.factors=[0.5,0.25]").optim.factors) == [0.5, 0.25]

@@ -39,13 +39,22 @@ def sweep(tmp_path):
     write_run(root / "failed", status="failed", error="non-finite loss at epoch 3 step 17", loss="focal", beta=0.9999, gamma=2.0)
     write_history(root / "preempted", 143)
     write_run(root / "extra", loss="softmax", method="cb_resample", top1=1.0)
-    write_run(root / "bf16", loss="softmax", precision="bf16", seed=5, top1=1.0)  # not the paper's float32
+    # not the paper's recipe: a table of their own, never a paper cell
+    write_run(root / "bf16", loss="softmax", precision="bf16", seed=5, top1=1.0)
+    write_run(root / "lossy", loss="softmax", data_source="npz:lossy.npz@sha256:0123456789abcdef", top1=2.0)
+    write_run(root / "short", loss="softmax", recipe={"epochs": 20, "milestones": [15, 18]}, top1=3.0)
     return root
 
 
 def test_table2_cells_and_cb_best(sweep):
     rows, notes, used = build_table2(find_runs(sweep))
-    assert [(r.dataset, r.imbalance_factor) for r in rows] == [("cifar10", 100), ("cifar10", 1), ("cifar100", 50)]
+    assert [(r.recipe, r.dataset, r.imbalance_factor) for r in rows] == [
+        ("", "cifar10", 100), ("", "cifar10", 1), ("", "cifar100", 50),
+        ("data=npz:lossy.npz@sha256:0123456789abcdef", "cifar10", 100),
+        ("epochs=20, milestones=[15,18]", "cifar10", 100), ("precision=bf16", "cifar10", 100),
+    ]
+    # each of the other recipes holds its one run alone
+    assert [r.baselines[("softmax", None)].mean for r in rows[3:]] == [2.0, 3.0, 1.0]
     c10 = rows[0]
     softmax = c10.baselines[("softmax", None)]
     assert softmax.n == 3
@@ -68,8 +77,8 @@ def test_table2_cells_and_cb_best(sweep):
     assert (rows[1].cb_best.loss, rows[1].cb_best.beta, rows[1].cb_best.stat.mean) == ("softmax", 0.0, 6.0)
     assert rows[2].cb_best is None and rows[2].baselines[("softmax", None)].mean == 56.0
     assert rows[0].paper == paper.table2_row("cifar10", 100)
-    assert len(used) == len(C10_100) + 3
-    assert any("other datasets, methods or precisions" in line for line in notes.lines)
+    assert len(used) == len(C10_100) + 3 + 3
+    assert any("1 finished run(s) of other datasets or methods" in line for line in notes.lines)
 
 
 def test_table2_metric_best_top1(sweep):
@@ -104,7 +113,7 @@ def test_cli_writes_out_file_and_readme_section_only(sweep, tmp_path, capsys):
     assert text.startswith(before) and text.endswith(after) and "old table" not in text
     assert "| CIFAR-10 | 100 | ours |" in text and "| CIFAR-10 | 100 | ours |" in printed
     today = datetime.date.today().isoformat()
-    assert f"--table 2 --out {out} --readme {readme}` from 18 run directories (14 finished runs in the table) on {today}" in text
+    assert f"--table 2 --out {out} --readme {readme}` from 20 run directories (17 finished runs in the table) on {today}" in text
     assert out.read_text().strip() == printed.strip()
 
 
@@ -176,19 +185,37 @@ def test_table3_matches_paper_rows(tmp_path):
     assert "| ResNet-50 | Softmax | - | - | 224 | ours | — | — | — | — | 24.00, Δ +0.08 | 7.00, Δ −0.03 |" in md
 
 
-def test_notes_flag_duplicate_seeds_mixed_epochs_and_missing_errors(tmp_path):
+def test_duplicate_runs_count_once_the_newest_and_mixed_recipes_never_share_a_cell(tmp_path):
     root = tmp_path / "runs"
-    write_run(root / "a", seed=0, top1=29.0)
-    write_run(root / "a_rerun", seed=0, top1=30.0)  # the same configuration and seed twice
-    write_run(root / "long", seed=1, top1=28.0, epochs=200)
+    write_run(root / "a", seed=0, top1=29.0, finished_at=100.0)
+    write_run(root / "a_rerun", seed=0, top1=30.0, finished_at=200.0)  # the same configuration and seed, later
+    write_run(root / "b", seed=1, top1=28.0, finished_at=50.0)
+    write_run(root / "short", seed=1, top1=27.0, epochs=20)  # another recipe: its own table, not a duplicate
+    write_run(root / "lossy", seed=1, top1=26.0, data_source="npz:x.npz@sha256:00000000aaaaaaaa")  # another source
     nan_run = write_run(root / "nan", seed=2)
     (nan_run / "metrics.json").write_text((nan_run / "metrics.json").read_text().replace('"top1_err": 30.0', '"top1_err": NaN'))
     md, used = make_table("2", find_runs(root))
-    assert len(used) == 3
-    assert "CIFAR-10 IF 100 softmax γ=-: 2 runs with seed 0 (subset seed 0), all averaged" in md
-    assert "3 finished runs: model resnet32, epochs 200, 3, commit abc1234." in md
+    assert sorted(r.path.name for r in used) == ["a_rerun", "b", "lossy", "short"]
+    # one vote per (configuration, seed): the mean and n are those of the newest run of seed 0 and seed 1
+    xs = [30.0, 28.0]
+    assert f"| CIFAR-10 | 100 | ours | {statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f} (n=2)," in md
+    assert f"the newest, `{root / 'a_rerun'}`, counts once, not `{root / 'a'}`" in md
+    assert "differ from the paper's recipe in: epochs=20." in md and "| CIFAR-10 | 100 | ours | 27.00, Δ" in md
+    assert "differ from the paper's recipe in: data=npz:x.npz@sha256:00000000aaaaaaaa." in md
+    assert "4 finished runs: model resnet32, epochs 20, 200, data npz:x.npz@sha256:00000000aaaaaaaa, official" in md
     assert f"`{nan_run}` finished without a finite top1_err; left out" in md
-    assert f"{statistics.mean([29.0, 30.0, 28.0]):.2f} ± {statistics.stdev([29.0, 30.0, 28.0]):.2f} (n=3)" in md
+
+
+def test_duplicates_never_change_a_mean_or_n_in_any_table(tmp_path):
+    root = tmp_path / "runs"
+    for copy in ("x", "y", "z"):  # the same run three times (e.g. launched through two sweeps and by hand)
+        write_run(root / copy, loss="focal", beta=0.9999, gamma=1.0, top1=25.0 if copy != "z" else 26.0,
+                  finished_at={"x": 1.0, "y": 3.0, "z": 2.0}[copy])
+    for build in (build_table2, build_methods):
+        rows, notes, used = build(find_runs(root))
+        assert [r.path.name for r in used] == ["y"]
+    (row,) = build_methods(find_runs(root))[0]
+    assert row.top1.n == 1 and row.top1.mean == 25.0 and row.seeds == [0]
 
 
 def test_all_rows_shows_every_paper_row_and_fills_the_ones_with_runs(tmp_path):
@@ -226,7 +253,7 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     write_run(root / "cf", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, top1=25.0, precision="fp32")
     write_run(root / "cb", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, top1=24.0, precision="bf16")
     write_run(root / "long", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, epochs=9, top1=20.0,
-              precision="bf16")
+              precision="bf16")  # fmt: skip
     rows, notes, used = build_precision(find_runs(root))
     assert [(r.method, r.paired_seeds) for r in rows] == [("cb_focal", [0]), ("softmax", [0, 1])]
     soft = rows[1]
@@ -240,7 +267,7 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     assert len(used) == 6 and any("2 finished run(s) have no run" in line for line in notes.lines)
     assert make_table_script.main(["--runs", str(root), "--table", "precision"]) == 0
     out = capsys.readouterr().out
-    assert "| cifar10_lt | 100 | resnet32 | cb_focal | 0.9999 | 1 | - | 3 | 25.00 | 24.00 | −1.00 | " in out
+    assert "| cifar10_lt | 100 | resnet32 | cb_focal | 0.9999 | 1 | - | 200 | 25.00 | 24.00 | −1.00 | " in out
     assert "| 30.50 ± 0.71 (n=2) | 30.25 ± 0.35 (n=2) | −0.25 ± 1.06 | +0.00 ± 0.00 / +0.00 ± 0.00 / +2.50 ± 0.71 | 2 (0, 1) |" in out
     # bf16 runs are a setting of their own in the methods table, never averaged with float32
     methods, _, _ = build_methods(find_runs(root))

@@ -107,3 +107,66 @@ def test_summarize_matches_statistics_module():
     one = summarize([12.0])
     assert (one.mean, one.std, one.n) == (12.0, 0.0, 1)
     assert summarize([None]) is None and summarize([]) is None
+
+
+def test_recipe_differences_name_what_keeps_a_run_out_of_the_paper_cells(tmp_path):
+    write_run(tmp_path / "paper", top1=29.0)
+    write_run(tmp_path / "if1", imbalance_factor=1)  # the authors' balanced schedule: x0.1 / x0.01
+    write_run(tmp_path / "if1_lt_schedule", imbalance_factor=1, recipe={"factors": [0.01, 0.0001]})
+    write_run(tmp_path / "scaled", recipe={"batch_size": 256, "lr": 0.05, "reference_batch": 128})  # lr 0.1 after scaling
+    write_run(tmp_path / "bf16_lossy", precision="bf16", data_source="npz:c.npz@sha256:abcdef0123456789")
+    write_run(tmp_path / "unrecorded", data_source=None)
+    write_run(tmp_path / "inat", dataset="inat2018", imbalance_factor=None, model="resnet50", input_size=224)
+    runs = {r.path.name: r for r in find_runs(tmp_path)}
+    assert runs["paper"].recipe_differences() == [] and runs["if1"].recipe_differences() == []
+    assert runs["inat"].recipe_differences() == []
+    assert runs["if1_lt_schedule"].recipe_differences() == ["factors=[0.01,0.0001]"]
+    assert runs["scaled"].recipe_differences() == ["batch_size=256"]
+    assert runs["bf16_lossy"].recipe_differences() == ["precision=bf16", "data=npz:c.npz@sha256:abcdef0123456789"]
+    assert runs["bf16_lossy"].recipe_differences("precision") == ["data=npz:c.npz@sha256:abcdef0123456789"]
+    assert runs["unrecorded"].recipe_differences() == ["data=source not recorded"]
+    assert runs["bf16_lossy"].deviations() == "precision=bf16, data=npz:c.npz@sha256:abcdef0123456789"
+
+
+def test_runs_recorded_before_the_recipe_fields_read_them_from_config_yaml(tmp_path):
+    run = write_run(tmp_path / "old", data_source=None)
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("optimizer", "lr", "reference_batch", "warmup_epochs", "milestones", "factors", "weight_decay",
+                "momentum", "nesterov"):
+        del m["run"][key]
+    (run / "metrics.json").write_text(json.dumps(m))
+    (run / "config.yaml").write_text(
+        "dataset:\n  name: cifar10_lt\n  npz: /data/cifar10_jpeg_lossy.npz\noptim:\n  name: sgd\n  lr: 0.1\n"
+        "  reference_batch: 128\n  warmup_epochs: 5\n  milestones: [15, 18]\n  factors: [0.01, 0.0001]\n"
+        "  weight_decay: 0.0002\n  momentum: 0.9\n  nesterov: false\n"
+    )
+    (old,) = find_runs(tmp_path)
+    assert old.recipe_differences() == ["milestones=[15,18]", "data=npz:cifar10_jpeg_lossy.npz (not hashed)"]
+    (run / "config.yaml").write_text("loss:\n  name: softmax\n")  # nothing to read: said so, once
+    (old,) = find_runs(tmp_path)
+    assert old.recipe_differences() == [
+        "recipe not recorded (optimizer, lr, warmup_epochs, milestones, factors, weight_decay, momentum, nesterov)",
+        "data=source not recorded",
+    ]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["dataset=cifar10_lt"], ["dataset=cifar100_lt", "dataset.imbalance_factor=1"],
+    ["experiment=table3"], ["experiment=table3", "dataset=ilsvrc2012", "model=resnet152", "dataset.input_size=320"],
+])
+def test_the_shipped_configs_are_the_paper_recipe(tmp_path, overrides):
+    """A run of the default configs on the official data has no recipe difference (the configs and cbl.paper agree)."""
+    from cbl.run_files import run_fields
+    from tests.train_utils import compose_cfg
+
+    cfg = compose_cfg(*overrides)
+    fields = run_fields(cfg, num_classes=10) | {"data_source": "official"}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text(json.dumps({"status": "finished", "run": fields}))
+    (run,) = find_runs(tmp_path)
+    assert run.recipe_differences() == [] and is_paper_method(run)
+    # and one changed value shows up
+    cfg.optim.epochs = 20
+    (tmp_path / "r" / "metrics.json").write_text(json.dumps({"status": "finished", "run": run_fields(cfg, 10)}))
+    (run,) = find_runs(tmp_path)
+    assert run.recipe_differences() == ["epochs=20", "data=source not recorded"]

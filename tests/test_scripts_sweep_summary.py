@@ -30,7 +30,7 @@ def test_counts_failed_and_incomplete_runs(sweep, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{sweep}: 5 runs: 3 finished, 1 failed, 1 incomplete"
     assert "  3: non-finite loss at epoch 3 step 17 (after epoch 3)" in out
-    assert "      cifar10_lt IF 100 resnet32 focal beta=0.9999 gamma=2 seed 0" in out
+    assert "      cifar10_lt IF 100 resnet32 focal beta=0.9999 gamma=2 [epochs=4] seed 0" in out
     assert "  4: last epoch 143, last written 2 h ago" in out
     assert "      overrides: loss=focal loss.beta=0.999 seed=2" in out
 
