@@ -2,8 +2,10 @@
 
 `check(cfg)` raises `ConfigError` (a ValueError) with one line naming the key, the value and what is allowed:
 beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / sampler / optimizer
-names, unknown weighting / reduction, drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
-max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, or a key
+names, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
+only for CIFAR / digits and sampler=instance), drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
+max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, your own
+dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, or a key
 that no config file defines (a typo added with `+key=value`; Hydra itself rejects typos in plain `key=value`
 overrides).
 
@@ -26,7 +28,11 @@ from omegaconf.errors import InterpolationResolutionError
 from cbl import paper
 from cbl.criterion import LOSS_NAMES
 from cbl.data import DATASET_NAMES, SAMPLERS
-from cbl.data.transforms import EVAL_CROP_PADDING
+from cbl.data.build import ARRAY_DATASETS
+from cbl.data.custom import CUSTOM_DATASETS
+from cbl.data.epoch import ORDERS
+from cbl.data.list_file import EVAL_SPLITS, LIST_BENCHMARKS
+from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
 from cbl.distributed import process_rank
 from cbl.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses import REDUCTIONS, check_beta, check_gamma
@@ -45,6 +51,8 @@ _LARGE_SCALE_SIZES = tuple(EVAL_CROP_PADDING)
 INPUT_SIZES = {
     "cifar10_lt": (32,), "cifar100_lt": (32,), "digits_lt": (8,),
     "inat2017": _LARGE_SCALE_SIZES, "inat2018": _LARGE_SCALE_SIZES, "ilsvrc2012": _LARGE_SCALE_SIZES,
+    # your own data (and ImageNet-LT / Places-LT): the small-image recipe's sizes as well (cbl.data.transforms)
+    **{name: FILE_INPUT_SIZES for name in CUSTOM_DATASETS},
 }
 #: keys that change how a run executes or reports, not what it computes (beyond float rounding, as the device
 #: itself does): a run may resume with them changed
@@ -52,6 +60,7 @@ RUNTIME_KEYS = (
     "resume", "device", "channels_last", "compile", "progress", "wandb", "name", "output_dir", "keep_checkpoints",
     "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
     "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
+    "dataset.lists_dir",
 )
 
 
@@ -62,6 +71,7 @@ ADDED_KEYS = {
     "loss.drw_epoch": None,
     "loss.reduction": "batch",
     "sampler.name": "instance",
+    "dataset.order": "shuffled",
 }
 
 
@@ -157,7 +167,7 @@ def check(cfg: DictConfig) -> None:
 
     if ds.name not in DATASET_NAMES:
         _fail("dataset.name", ds.name, f"choose one of {', '.join(DATASET_NAMES)}")
-    if "imbalance_factor" in ds:
+    if "imbalance_factor" in ds and not (ds.imbalance_factor is None and ds.name in CUSTOM_DATASETS):  # null: as it is
         imb = ds.imbalance_factor
         if not _number(imb) or not 1 <= imb < float("inf"):
             _fail("dataset.imbalance_factor", imb, "must be a number >= 1 (1 = the balanced dataset)")
@@ -165,6 +175,8 @@ def check(cfg: DictConfig) -> None:
         _fail("dataset.input_size", ds.get("input_size"), f"{ds.name} supports {' or '.join(map(str, INPUT_SIZES[ds.name]))}")
     if "subset_seed" in ds and (isinstance(ds.subset_seed, bool) or not isinstance(ds.subset_seed, int) or ds.subset_seed < 0):
         _fail("dataset.subset_seed", ds.subset_seed, "must be an integer >= 0")
+    if ds.name in CUSTOM_DATASETS:
+        _check_custom_dataset(ds)
 
     if model.name not in MODEL_NAMES:
         _fail("model.name", model.name, f"choose one of {', '.join(MODEL_NAMES)}")
@@ -187,6 +199,7 @@ def check(cfg: DictConfig) -> None:
     sampler = cfg.sampler.get("name")
     if sampler not in SAMPLERS:
         _fail("sampler.name", sampler, f"choose one of {', '.join(SAMPLERS)}")
+    _check_order(ds, sampler)
 
     if optim.name not in OPTIMIZER_NAMES:
         _fail("optim.name", optim.name, f"choose one of {', '.join(OPTIMIZER_NAMES)}")
@@ -221,6 +234,28 @@ def check(cfg: DictConfig) -> None:
         _positive_int(cfg, key, key)
     if cfg.wandb.mode not in WANDB_MODES:
         _fail("wandb.mode", cfg.wandb.mode, f"choose one of {', '.join(WANDB_MODES)}")
+
+
+def _check_order(ds: DictConfig, sampler: str) -> None:
+    order = ds.get("order", "shuffled")
+    if order not in ORDERS:
+        _fail("dataset.order", order, f"choose one of {', '.join(ORDERS)}")
+    if order == "authors_stream" and ds.name not in ARRAY_DATASETS:
+        _fail("dataset.order", order, f"it replays the authors' CIFAR pipeline ({', '.join(ARRAY_DATASETS)}); {ds.name} allows only shuffled")
+    if order == "authors_stream" and sampler != "instance":
+        _fail("dataset.order", order, f"it replays the authors' instance-sampled stream and needs sampler=instance (this run uses sampler={sampler})")
+
+
+def _check_custom_dataset(ds: DictConfig) -> None:
+    """Your own data: the paths it needs are given (the configs leave them null), eval_split is known."""
+    required = ["root"] + (["train_list", "val_list"] if ds.name == "listfile" else []) + (
+        ["lists_dir"] if ds.name in LIST_BENCHMARKS else [])
+    for key in required:
+        if OmegaConf.is_missing(ds, key) or ds.get(key) in (None, ""):
+            _fail(f"dataset.{key}", ds.get(key) if not OmegaConf.is_missing(ds, key) else "???",
+                  f"dataset={ds.name} needs dataset.{key}=<path> (docs/custom_data.md)")
+    if ds.name in LIST_BENCHMARKS and ds.get("eval_split", "test") not in EVAL_SPLITS:
+        _fail("dataset.eval_split", ds.get("eval_split"), f"choose one of {', '.join(EVAL_SPLITS)}")
 
 
 def _check_weighting(loss: DictConfig, optim: DictConfig) -> None:

@@ -153,3 +153,29 @@ def write_imagefolder(root: Path, split: str, per_class: dict[str, int], colours
     for wnid, n in per_class.items():
         for i in range(n):
             write_jpeg(root / split / wnid / f"{wnid}_{i}.JPEG", colours[wnid])
+
+
+def write_image(path: Path, rgb: tuple[int, int, int], size: tuple[int, int] = (20, 14)) -> None:
+    """A solid-colour image; the format follows the suffix (.jpg / .JPEG / .png / ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, rgb).save(path)
+
+
+def write_listed_images(root: Path, folder: str, per_class: dict[int, int], colours: dict[int, tuple],
+                        suffix: str = ".jpg") -> list[tuple[str, int]]:
+    """Images <root>/<folder>/class_<k>/<k>_<i><suffix> of colour colours[k]; returns their (relative path, label)."""
+    entries = []
+    for k, n in per_class.items():
+        for i in range(n):
+            rel = f"{folder}/class_{k}/{k}_{i}{suffix}"
+            write_image(root / rel, colours[k])
+            entries.append((rel, k))
+    return entries
+
+
+def write_image_list(path: Path, entries: list[tuple[str, int]] | list[str]) -> Path:
+    """A list file in the ImageNet-LT / Places-LT split-file format: one "<relative path> <label>" line per image
+    (strings are written as given, for malformed lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((e if isinstance(e, str) else f"{e[0]} {e[1]}") + "\n" for e in entries))
+    return path

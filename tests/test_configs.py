@@ -12,7 +12,7 @@ from cbl.criterion import build_criterion, head_type
 from cbl.data import build_data
 from cbl.models import build_model
 from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
-from tests.data_fakes import write_cifar10, write_cifar100, write_imagefolder, write_inat
+from tests.data_fakes import write_cifar10, write_cifar100, write_image_list, write_imagefolder, write_inat
 from tests.train_utils import CONFIG_DIR, compose_cfg
 
 GROUP_OPTIONS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml"))
@@ -37,6 +37,10 @@ def fake_roots(tmp_path_factory):
     wn = {f"n0{i}": (50 * i, 20, 20) for i in range(3)}
     write_imagefolder(root / "ilsvrc2012", "train", {"n00": 3, "n01": 2, "n02": 1}, wn)
     write_imagefolder(root / "ilsvrc2012", "val", {"n00": 1, "n01": 1, "n02": 1}, wn)
+    # list files over the same images, relative to that root (as ImageNet-LT's are to the ILSVRC 2012 folder)
+    for prefix, (split, per_class) in product(("ImageNet_LT", "Places_LT"), (("train", (3, 2, 1)), ("test", (1, 1, 1)))):
+        entries = [(f"{'train' if split == 'train' else 'val'}/n0{k}/n0{k}_{i}.JPEG", k) for k, n in enumerate(per_class) for i in range(n)]
+        write_image_list(root / prefix / f"{prefix}_{split}.txt", entries)
     return root
 
 
@@ -45,7 +49,12 @@ def dataset_overrides(name, root):
              "cifar100_lt": ["dataset.n_max=6", "dataset.imbalance_factor=3"],
              "inat2017": [f"dataset.root={root / 'inat2017'}", "dataset.num_workers=0"],
              "inat2018": [f"dataset.root={root / 'inat2018'}", "dataset.num_workers=0"],
-             "ilsvrc2012": [f"dataset.root={root / 'ilsvrc2012'}", "dataset.num_workers=0"]}
+             "ilsvrc2012": [f"dataset.root={root / 'ilsvrc2012'}", "dataset.num_workers=0"],
+             "imagefolder": [f"dataset.root={root / 'ilsvrc2012'}", "dataset.num_workers=0"],
+             "listfile": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.train_list={root / 'ImageNet_LT/ImageNet_LT_train.txt'}",
+                          f"dataset.val_list={root / 'ImageNet_LT/ImageNet_LT_test.txt'}", "dataset.num_workers=0"],
+             "imagenet_lt": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.lists_dir={root / 'ImageNet_LT'}", "dataset.num_workers=0"],
+             "places_lt": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.lists_dir={root / 'Places_LT'}", "dataset.num_workers=0"]}
     if name in ("cifar10_lt", "cifar100_lt"):
         return [f"dataset.root={root}", *small[name]]
     return small.get(name, [])

@@ -91,7 +91,8 @@ def test_ranks_share_the_work(tmp_path):
 @pytest.mark.parametrize(
     "cfg,match",
     [
-        (dict(name="cifar1000"), "unknown dataset 'cifar1000'; choose one of cifar10_lt, cifar100_lt, inat2017, inat2018, ilsvrc2012, digits_lt"),
+        (dict(name="cifar1000"), "unknown dataset 'cifar1000'; choose one of cifar10_lt, cifar100_lt, inat2017, inat2018, ilsvrc2012, digits_lt, "
+                                  "imagefolder, listfile, imagenet_lt, places_lt"),
         (dict(name="digits_lt", imbalance_factr=10), r"unknown or inapplicable keys \['imbalance_factr'\]"),
         (dict(name="inat2018", imbalance_factor=10), r"dataset config for inat2018 has unknown or inapplicable keys \['imbalance_factor'\]"),
         (dict(name="inat2018", loader="tensor"), "dataset.loader must be one of torch; got 'tensor'"),

@@ -5,7 +5,7 @@ returns a `DataBundle` with train/test loaders (iterables of (x, y) on the devic
 `len`) and the training-set class counts n_i that the class-balanced weights (1-beta)/(1-beta**n_i) use.
 
 Modules: long_tail (n_i = int(n_max * (1/IF)**(i/(C-1))) and the seeded subset), cifar, digits, inaturalist,
-imagenet (sources), tensor_loader (on-device CIFAR augmentation), torch_loader + transforms (DataLoader path),
+imagenet (sources), image_folder + list_file + custom (your own data, ImageNet-LT / Places-LT), tensor_loader (on-device CIFAR augmentation), torch_loader + transforms (DataLoader path),
 epoch (order, batches and DDP shards as pure functions of (seed, epoch)), build (config -> DataBundle).
 """
 

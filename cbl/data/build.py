@@ -10,11 +10,18 @@ Dataset config fields (configs/dataset/<name>.yaml; absent fields take the defau
   mean, std           per-channel normalisation in uint8 units, (x - mean) / std; null = the dataset default
                       (CIFAR/digits 128, i.e. the authors' x / 128 - 1; ImageNet statistics for the others)
   drop_last           drop the last partial training batch (false)
+  order               training order: "shuffled" (a fresh draw per epoch; default) or, CIFAR / digits only,
+                      "authors_stream" (the authors' TF shuffle-buffer stream over class-sorted record files,
+                      replayed deterministically; cbl/data/epoch.py)
   channels_last       yield channels_last tensors (false)
   CIFAR / digits only: imbalance_factor, n_max (null = 5000 / 500 / 120), subset_seed (which images the
                       long-tailed subset keeps; 0), pad (4 / 0), flip (true / false)
   CIFAR only:         download (fetch the archive when absent; false), npz (a prepared .npz instead; null)
   digits only:        test_per_class (50)
+  your own data and ImageNet-LT / Places-LT (imagefolder, listfile, imagenet_lt, places_lt; cbl/data/custom.py):
+                      input_size 224 / 320 (Inception-style) or 16, 32, 48, 64, 96, 128 (small-image recipe; transforms.py);
+                      imagefolder / listfile: imbalance_factor (null = as it is), n_max, subset_seed;
+                      listfile: train_list, val_list; imagenet_lt / places_lt: lists_dir, eval_split (test | val)
 The training `seed` drives order and augmentation only; `subset_seed` alone picks the long-tailed subset.
 `build_data(..., sampler=)` picks the training order (the `sampler` config group): "instance" (a permutation,
 the paper), "class_balanced" or "sqrt" (class-aware draws with replacement; cbl/data/epoch.py).
@@ -33,23 +40,25 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cbl.data.arrays import ArraySplit, check_labels
-from cbl.data.cifar import load_cifar_lt
+from cbl.data.cifar import CIFAR_SPECS, load_cifar_lt
+from cbl.data.custom import CUSTOM_DATASETS, CUSTOM_KEYS, custom_splits
 from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
-from cbl.data.epoch import check_sampler
+from cbl.data.epoch import ORDERS, authors_records, check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
 from cbl.data.provenance import DataSource
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.torch_loader import ArrayDataset, TorchLoader
 from cbl.data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, check_input_size, cifar_transform, inception_transform
+from cbl.data.transforms import check_file_input_size, file_image_transform
 
 log = logging.getLogger("cbl.data")
 
-DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012", "digits_lt")
+DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012", "digits_lt") + CUSTOM_DATASETS
 ARRAY_DATASETS = ("cifar10_lt", "cifar100_lt", "digits_lt")
 
 _COMMON = {"name", "root", "loader", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
-           "input_size", "mean", "std", "drop_last", "channels_last"}
+           "input_size", "mean", "std", "drop_last", "channels_last", "order"}
 _LONG_TAIL = {"imbalance_factor", "n_max", "subset_seed", "pad", "flip"}
 ALLOWED_KEYS = {
     "cifar10_lt": _COMMON | _LONG_TAIL | {"download", "npz"},
@@ -58,6 +67,7 @@ ALLOWED_KEYS = {
     "inat2017": _COMMON,
     "inat2018": _COMMON,
     "ilsvrc2012": _COMMON,
+    **{name: _COMMON | keys for name, keys in CUSTOM_KEYS.items()},
 }
 
 
@@ -132,7 +142,7 @@ def _announce(line: str, rank: int) -> None:
         print(line, flush=True)
 
 
-def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str]:
+def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str, float]:
     subset_seed = _get(cfg, "subset_seed", 0)
     if name == "digits_lt":
         imbalance_factor = _get(cfg, "imbalance_factor", 10.0)
@@ -143,12 +153,26 @@ def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str]:
         split = load_cifar_lt(name.removesuffix("_lt"), _get(cfg, "root", "data"), imbalance_factor, subset_seed,
                               download=_flag(cfg, "download", False), npz=cfg.get("npz"), n_max=cfg.get("n_max"))
     source = "scikit-learn load_digits" if name == "digits_lt" else (cfg.get("npz") or f"{_get(cfg, 'root', 'data')}/")
-    return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}"
+    return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}", imbalance_factor
+
+
+def _record_order(name: str, cfg: dict, split: ArraySplit, imbalance_factor: float):
+    """The authors' record-file order of our training arrays (epoch.authors_records): one class-sorted block per
+    source file (CIFAR-10: data_batch_1..5; CIFAR-100 and digits: one file), or dataset order at IF 1, whose
+    balanced record file kept the source order."""
+    files = len(CIFAR_SPECS[name.removesuffix("_lt")]["train"]) if name != "digits_lt" else 1
+    balanced = imbalance_factor == 1
+    if balanced and cfg.get("npz"):
+        log.warning("dataset.order=authors_stream at imbalance_factor 1 streams %s in its stored order; the authors' "
+                    "balanced record file kept the official archive's order", cfg["npz"])
+    return authors_records(split.y_train, files, class_grouped=not balanced)
 
 
 def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
     loader = _choice(cfg, "loader", ("tensor", "torch"), "tensor")
-    split, extra = _load_arrays(name, cfg)  # ArraySplit has checked the label range
+    split, extra, imbalance_factor = _load_arrays(name, cfg)  # ArraySplit has checked the label range
+    order = _choice(cfg, "order", ORDERS, "shuffled")
+    records = _record_order(name, cfg, split, imbalance_factor) if order == "authors_stream" else None
     h, w, channels = split.image_shape
     size = _get(cfg, "input_size", h)
     if size != h or h != w:
@@ -162,24 +186,35 @@ def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, 
     if loader == "tensor":
         aug = dict(mean=mean, std=std, **shared)
         train = TensorLoader(split.x_train, split.y_train, batch_size, train=True, pad=pad, flip=flip, drop_last=drop_last,
-                             sampler=sampler, **aug)
+                             sampler=sampler, order=order, records=records, **aug)
         test = TensorLoader(split.x_test, split.y_test, eval_batch_size, train=False, **aug)
     else:
         train_ds = ArrayDataset(split.x_train, split.y_train, cifar_transform(True, mean, std, size=h, pad=pad, flip=flip))
         test_ds = ArrayDataset(split.x_test, split.y_test, cifar_transform(False, mean, std))
         train = TorchLoader(train_ds, batch_size, train=True, drop_last=drop_last, sampler=sampler, labels=split.y_train,
-                            **shared, **torch_opts)
+                            order=order, records=records, **shared, **torch_opts)
         test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
     return train, test, split.samples_per_class, split.class_names, size, channels, extra, split.source
 
 
 def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
     _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
-    size = check_input_size(_get(cfg, "input_size", 224))
+    order = _get(cfg, "order", "shuffled")
+    if order != "shuffled":  # the authors' stream is their CIFAR pipeline; their large-scale input differs
+        raise ValueError(f"dataset.order={order!r} is not supported for {name}: only 'shuffled' ('authors_stream' replays the authors' CIFAR pipeline)")
+    custom = name in CUSTOM_DATASETS  # your own data: small input sizes too (cbl/data/transforms.py)
+    size = (check_file_input_size if custom else check_input_size)(_get(cfg, "input_size", 224))
     mean, std = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD))
     root = _get(cfg, "root", "data")
-    train_tf, test_tf = inception_transform(True, size, mean, std), inception_transform(False, size, mean, std)
-    if name == "ilsvrc2012":
+    make_tf = file_image_transform if custom else inception_transform
+    train_tf, test_tf = make_tf(True, size, mean, std), make_tf(False, size, mean, std)
+    where = f", from {root}/"
+    if custom:
+        splits = custom_splits(name, cfg, train_tf, test_tf)
+        train_ds, test_ds, names, source, where = splits.train, splits.test, splits.class_names, splits.source, splits.extra
+        labels = [splits.train_labels, splits.test_labels]
+        counts = np.bincount(labels[0], minlength=len(names)).tolist()
+    elif name == "ilsvrc2012":
         train_ds, test_ds, counts, source = ilsvrc2012_splits(root, train_tf, test_tf)
         names, labels = list(train_ds.classes), [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
     else:
@@ -191,7 +226,7 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), sampler=sampler,
                         labels=labels[0], **shared, **torch_opts)
     test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
-    return train, test, counts, names, size, 3, f", input {size}, from {root}/", source
+    return train, test, counts, names, size, 3, f", input {size}{where}", source
 
 
 def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1,
@@ -211,12 +246,17 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
+    order = _choice(cfg, "order", ORDERS, "shuffled")
+    if order == "authors_stream" and sampler != "instance":
+        raise ValueError(f"dataset.order='authors_stream' replays the authors' instance-sampled stream and needs sampler 'instance'; got sampler {sampler!r}")
     make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
     train, test, counts, names, size, channels, extra, source = make(name, cfg, batch_size, eval_batch_size, shared,
                                                                      torch_opts, sampler)
     extra += f", data source {source.id}"
     if sampler != "instance":
         extra += f", sampler {sampler}"
+    if order != "shuffled":
+        extra += f", order {order}"
     if min(counts) < 1:
         log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
                     name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())

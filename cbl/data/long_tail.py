@@ -76,3 +76,24 @@ def long_tail_indices(labels, counts: Sequence[int], seed: int) -> np.ndarray:
             raise ValueError(f"class {c} has {len(members)} images but the long-tail profile asks for {n}")
         kept.append(class_shuffle(members, seed, c)[:n])
     return np.sort(np.concatenate(kept)).astype(np.int64) if kept else np.zeros(0, np.int64)
+
+
+def long_tail_subset(labels, num_classes: int, imbalance_factor, n_max=None, seed: int = 0,
+                     class_names: Sequence[str] | None = None) -> tuple[np.ndarray, list[int]]:
+    """(kept indices, counts n_i) of the long-tailed subset of a labelled image set of your own.
+
+    n_max (the head class's size) defaults to the smallest class count, so that every class can supply its n_i
+    (the profile only shrinks from there); a class with fewer images than its n_i is refused, naming the class.
+    """
+    labels = np.asarray(labels)
+    have = np.bincount(labels, minlength=num_classes) if labels.size else np.zeros(num_classes, np.int64)
+    n_max = int(have.min()) if n_max is None else check_int("n_max", n_max, 1)
+    counts = long_tail_counts(n_max, num_classes, imbalance_factor)
+    short = [c for c in range(num_classes) if have[c] < counts[c]]
+    if short:
+        c = short[0]
+        name = f"{class_names[c]!r} (label {c})" if class_names is not None else f"label {c}"
+        raise ValueError(f"class {name} has {int(have[c])} images but the long-tail profile n_i = int({n_max} * "
+                         f"(1/{imbalance_factor:g}) ** (i/{num_classes - 1})) asks for {counts[c]} "
+                         f"({len(short)} classes short); lower dataset.n_max (null = the smallest class count, {int(have.min())})")
+    return long_tail_indices(labels, counts, seed), counts

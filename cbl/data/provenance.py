@@ -7,6 +7,10 @@ beside the paper's numbers (Cui et al., CVPR 2019, Tables 2 and 3).  So every ru
                 CIFAR-10/100   every file of the extracted python-version archive has torchvision's md5 sum
                 iNaturalist    the train / val JSON files list the official numbers of images and classes
                 ILSVRC 2012    the train / val folders hold the official numbers of images and classes
+                ImageNet-LT, Places-LT   the split files list the official numbers of train / test images and
+                               classes (Liu et al., CVPR 2019; a run evaluated on the val list is not "official":
+                               papers report the test list)
+              your own data (imagefolder, listfile) is never "official": its id is the content hash
               otherwise "<kind>:<name>@sha256:<first 16 hex digits>", e.g.
                 "npz:cifar10_jpeg_lossy.npz@sha256:1a2b...", the content hash of what was read
     official  id == "official"
@@ -30,6 +34,12 @@ OFFICIAL_SIZES = {
     "inat2017": (579_184, 95_986, 5089),
     "inat2018": (437_513, 24_426, 8142),
     "ilsvrc2012": (1_281_167, 50_000, 1000),
+    # (train, test, classes) of the split files of Liu et al., CVPR 2019 (github.com/zhmiao/OpenLongTailRecognition-OLTR);
+    # ImageNet-LT as listed by TensorFlow Datasets' imagenet_lt (val 20,000 / test 50,000); Places-LT 62,500 train
+    # images over 365 classes as reported for the current release, test 36,500 (100 per class; val 7,300) as
+    # commonly reported: if a real copy disagrees, it is labelled by its hash, never wrongly "official"
+    "imagenet_lt": (115_846, 50_000, 1000),
+    "places_lt": (62_500, 36_500, 365),
 }
 _CHUNK = 1 << 20
 
@@ -73,6 +83,11 @@ def combined_digest(parts: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _official_note(name: str) -> str:
+    official = OFFICIAL_SIZES.get(name)
+    return f"official: {official}" if official else "no official release to compare with"
+
+
 def hashed(kind: str, name: str, sha256: str, detail: str) -> DataSource:
     return DataSource(f"{kind}:{name}@sha256:{sha256[:16]}", detail)
 
@@ -99,7 +114,7 @@ def annotation_source(name: str, files: list[Path], sizes: tuple[int, int, int])
     what = f"{', '.join(p.name for p in files)}: {sizes[0]} train / {sizes[1]} val images, {sizes[2]} classes"
     if sizes == OFFICIAL_SIZES.get(name):
         return DataSource(OFFICIAL, f"{what} (the official release); sha256 {sha}")
-    return hashed("files", name, sha, f"{what} (official: {OFFICIAL_SIZES.get(name)}); sha256 {sha}")
+    return hashed("files", name, sha, f"{what} ({_official_note(name)}); sha256 {sha}")
 
 
 def sample_list_source(name: str, root: Path, samples: Iterable[tuple[str, int]], sizes: tuple[int, int, int]) -> DataSource:
@@ -109,7 +124,17 @@ def sample_list_source(name: str, root: Path, samples: Iterable[tuple[str, int]]
     what = f"{root}: {sizes[0]} train / {sizes[1]} val images, {sizes[2]} classes"
     if sizes == OFFICIAL_SIZES.get(name):
         return DataSource(OFFICIAL, f"{what} (the official release); sha256 of the sample list {sha}")
-    return hashed("folder", name, sha, f"{what} (official: {OFFICIAL_SIZES.get(name)}); sha256 of the sample list {sha}")
+    return hashed("folder", name, sha, f"{what} ({_official_note(name)}); sha256 of the sample list {sha}")
+
+
+def list_file_source(name: str, files: list[Path], sizes: tuple[int, int, int]) -> DataSource:
+    """Image lists (`path label` lines): the sha256 of the list files; official when they list the official
+    numbers of (train, eval) images and classes (ImageNet-LT / Places-LT with their test list)."""
+    sha = combined_digest(f"{p.name} {file_digest(p)}" for p in files)
+    what = f"{', '.join(p.name for p in files)}: {sizes[0]} train / {sizes[1]} eval images, {sizes[2]} classes"
+    if sizes == OFFICIAL_SIZES.get(name):
+        return DataSource(OFFICIAL, f"{what} (the official split files); sha256 {sha}")
+    return hashed("files", name, sha, f"{what} ({_official_note(name)}); sha256 {sha}")
 
 
 #: scikit-learn's bundled copy of the UCI digits: one release, shipped with the library

@@ -11,7 +11,8 @@ Reproducibility: the epoch order and every sample's crop/flip are drawn at `set_
 generator of (seed, e) (see epoch.py), indexed by position in the epoch.  So an epoch is a pure function of
 (seed, epoch), a resumed run replays exactly, and under DDP each rank augments its samples exactly as a
 single process would.  `batch_size` is the GLOBAL batch; each rank yields its shard of every global batch.
-`sampler` picks the training order (epoch.py): a permutation ("instance") or class-aware draws.
+`sampler` picks the training order (epoch.py): a permutation ("instance") or class-aware draws; `order`
+"authors_stream" replaces the permutation by the authors' TF shuffle-buffer stream over `records` (epoch.py).
 
 The crop and flip are one gather: the padded dataset is stored once, and output pixel (i, j) of a sample
 at offset (dy, dx) reads padded row dy + i and column dx + j (dx + W-1-j when flipped).
@@ -26,8 +27,8 @@ import torch
 from torch import Tensor
 
 from cbl.data.epoch import (
-    check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale, num_batches,
-    rank_slice,
+    authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale,
+    num_batches, rank_slice,
 )
 
 
@@ -74,6 +75,8 @@ class TensorLoader:
         world_size: int = 1,
         channels_last: bool = False,
         sampler: str = "instance",
+        order: str = "shuffled",
+        records=None,
     ) -> None:
         self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size, train=train)
         self.train, self.drop_last, self.channels_last = bool(train), bool(drop_last), bool(channels_last)
@@ -95,6 +98,8 @@ class TensorLoader:
         self.labels = y.to(device=self.device, dtype=torch.int64)
         # sampler (training only): "instance" is a permutation per epoch; see epoch.py for the class-aware ones
         self.sampling = class_aware_sampling(y, sampler) if self.train else None
+        # order (training only): "authors_stream" draws epochs from the authors' stream instead (epoch.py)
+        self.stream = authors_stream(order, sampler, len(x), self.batch_size, y, records) if self.train else None
         self.set_epoch(0)
 
     def __len__(self) -> int:
@@ -112,7 +117,10 @@ class TensorLoader:
             self.order = torch.arange(n, device=self.device)
             return
         g = epoch_generator(self.seed, self.epoch)
-        order = epoch_order(n, g, self.sampling)
+        if self.stream is not None:  # the authors' stream: a function of (seed, 2-epoch chunk), own generator
+            order = self.stream.epoch_order(self.seed, self.epoch)
+        else:
+            order = epoch_order(n, g, self.sampling)
         dy = torch.randint(0, 2 * self.pad + 1, (n,), generator=g)
         dx = torch.randint(0, 2 * self.pad + 1, (n,), generator=g)
         flip = torch.rand(n, generator=g) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)

@@ -2,7 +2,8 @@
 
 Used for the large-scale datasets (JPEG files) and, for CIFAR, as the "standard recipe" the tensor path is
 benchmarked against.  It has TensorLoader's interface and the same epoch plan (epoch.py): the same order
-for a given (seed, epoch), GLOBAL `batch_size`, rank r taking positions r::R of every global batch.
+for a given (seed, epoch) -- "shuffled" or the authors' stream --, GLOBAL `batch_size`, rank r taking
+positions r::R of every global batch.
 
 Reproducible augmentation: at `set_epoch` every position of the epoch also gets a 63-bit seed drawn from
 the (seed, epoch) generator, and the torch CPU generator is re-seeded with it around that sample's
@@ -24,8 +25,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cbl.data.arrays import check_images
 from cbl.data.epoch import (
-    check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale, num_batches,
-    rank_slice,
+    authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale,
+    num_batches, rank_slice,
 )
 
 
@@ -71,20 +72,24 @@ class EpochBatchSampler(Sampler):
     """Yields this rank's [(index, sample_seed), ...] for every global batch of the epoch (see epoch.py)."""
 
     def __init__(self, n: int, batch_size: int, *, train: bool, seed: int, drop_last: bool, rank: int, world_size: int,
-                 sampler: str = "instance", labels=None) -> None:
+                 sampler: str = "instance", labels=None, order: str = "shuffled", records=None) -> None:
         self.n, self.train, self.drop_last = int(n), bool(train), bool(drop_last)
         self.batch_size, self.rank, self.world_size = check_sharding(batch_size, rank, world_size, train=train)
         self.seed = check_nonneg_int("seed", seed)
         self.sampling = class_aware_sampling(labels, sampler) if self.train else None
         if self.sampling is not None and len(self.sampling.members) != self.n:
             raise ValueError(f"labels has {len(self.sampling.members)} entries but the dataset has {self.n} samples")
+        self.stream = authors_stream(order, sampler, self.n, self.batch_size, labels, records) if self.train else None
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = check_nonneg_int("epoch", epoch)
         if self.train:
             g = epoch_generator(self.seed, self.epoch)
-            self.order = epoch_order(self.n, g, self.sampling).tolist()
+            if self.stream is not None:  # the authors' stream (epoch.py), from its own generator
+                self.order = self.stream.epoch_order(self.seed, self.epoch).tolist()
+            else:
+                self.order = epoch_order(self.n, g, self.sampling).tolist()
             self.sample_seeds = torch.randint(0, 2**63 - 1, (self.n,), generator=g).tolist()
         else:
             self.order, self.sample_seeds = list(range(self.n)), [None] * self.n
@@ -126,15 +131,18 @@ class TorchLoader:
         channels_last: bool = False,
         sampler: str = "instance",
         labels=None,
+        order: str = "shuffled",
+        records=None,
     ) -> None:
         """`sampler` (training only): "instance" (a permutation), "class_balanced" or "sqrt" (epoch.py), which
-        need `labels`, the class of every dataset item."""
+        need `labels`, the class of every dataset item.  `order` (training only): "shuffled", or
+        "authors_stream", the authors' TF stream over `records` (default: `labels` as one class-sorted file)."""
         self.device = torch.device(device)
         self.channels_last = bool(channels_last)
         self.num_samples = len(dataset)
         self.sampler = EpochBatchSampler(
             len(dataset), batch_size, train=train, seed=seed, drop_last=drop_last, rank=rank, world_size=world_size,
-            sampler=sampler, labels=labels,
+            sampler=sampler, labels=labels, order=order, records=records,
         )
         num_workers = check_nonneg_int("num_workers", num_workers)
         self.loader = DataLoader(
