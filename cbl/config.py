@@ -15,6 +15,8 @@ and the configs cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import numbers
 import re
 from collections.abc import Mapping
@@ -26,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from cbl import paper
-from cbl.criterion import LOSS_NAMES
+from cbl.criterion import LOSS_NAMES, method_label
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.build import ARRAY_DATASETS
 from cbl.data.custom import CUSTOM_DATASETS
@@ -42,7 +44,17 @@ from cbl.optim import OPTIMIZER_NAMES, check_schedule
 from cbl.perf import COMPILE_MODES, compile_options
 from cbl.tracking import WANDB_MODES
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The Hydra configs: cbl/configs inside the package (a wheel holds them as files; in a checkout it is a link to
+    the repository's configs/, the one copy people edit), else the checkout's configs/ (where links are not kept)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "configs"
+    # resolved: in a checkout, paths in messages then name configs/, the files to edit
+    return (packaged if (packaged / "train.yaml").is_file() else here.parent / "configs").resolve()
+
+
+CONFIG_DIR = _config_dir()
 GROUPS = ("dataset", "model", "loss", "sampler", "optim")
 PRECISIONS = ("fp32", "bf16")
 #: input sizes each dataset supports; the large-scale ones are the resolutions the eval transform has a crop
@@ -58,8 +70,8 @@ INPUT_SIZES = {
 #: itself does): a run may resume with them changed
 RUNTIME_KEYS = (
     "resume", "device", "channels_last", "compile", "progress", "wandb", "name", "output_dir", "keep_checkpoints",
-    "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download", "dataset.npz",
-    "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
+    "keep_best", "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download",
+    "dataset.npz", "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
     "dataset.lists_dir",
 )
 
@@ -80,12 +92,81 @@ class ConfigError(ValueError):
 
 
 # ----------------------------------------------------------------------------- run directory names
-def dirname_or_default(override_dirname: str) -> str:
-    """Hydra's override_dirname (sorted 'key=value' pairs) names the run; no overrides -> 'default'.
+#: the paper's table of each of its datasets: where a run of one of the paper's losses goes by default
+PAPER_TABLE_OF = {"cifar10_lt": "table2", "cifar100_lt": "table2", "inat2017": "table3", "inat2018": "table3",
+                  "ilsvrc2012": "table3"}  # fmt: skip
 
-    Booleans are written in lower case: a multirun spells `deterministic=true` as `deterministic=True`, and the
-    same configuration must land in the same folder (and resume there) however it was launched."""
-    return re.sub(r"=(True|False)(?=,|$)", lambda m: "=" + m.group(1).lower(), override_dirname) or "default"
+
+def _plain(root: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node (which is what is being resolved when a run dir is named)."""
+    return {str(k): OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
+            for k in root if k != "hydra"}  # fmt: skip
+
+
+def _canonical(value: Any) -> Any:
+    """A value spelled one way however it was typed: numbers as floats (beta=0 and beta=0.0 are one run)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    return float(value) if isinstance(value, numbers.Real) else str(value)
+
+
+def run_identity(plain_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What names a run: the comparable config (everything that changes what is computed) and the data file it reads
+    (dataset.npz is a runtime key for resuming, but another file is other data: another run)."""
+    npz = (plain_cfg.get("dataset") or {}).get("npz")
+    identity = {**comparable(plain_cfg), "data_file": Path(str(npz)).name if npz else None}
+    # a key added later at its default computes what runs before it computed: leaving it out keeps their names
+    for dotted, default in ADDED_KEYS.items():
+        group, leaf = dotted.split(".")
+        if isinstance(identity.get(group), dict) and leaf in identity[group] and identity[group][leaf] == default:
+            identity[group] = {k: v for k, v in identity[group].items() if k != leaf}
+    return _canonical(identity)
+
+
+def run_name(plain_cfg: dict[str, Any]) -> str:
+    """A run's folder name, from its resolved configuration alone, so the same configuration lands in (and resumes
+    from) one folder however it was launched: a single run, a sweep, a launcher, with defaults typed or not.
+
+        <dataset>[-if<IF>]-<model>-<method>-b<beta>[-g<gamma>]-s<seed>-<hash>
+
+    e.g. cifar10_lt-if100-resnet32-focal-b0.9999-g1-s0-3fa2c1d0: the readable part names what tables group by, the
+    hash (8 hex digits of sha256 over `run_identity`) tells apart everything else (schedule, options, data file)."""
+    ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
+    parts = [str(ds.get("name"))]
+    if ds.get("imbalance_factor") is not None:
+        parts.append(f"if{float(ds['imbalance_factor']):g}")
+    parts += [str((plain_cfg.get("model") or {}).get("name")),
+              method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance")),
+              f"b{float(loss.get('beta', 0.0)):g}"]  # fmt: skip
+    if loss.get("name") == "focal":
+        parts.append(f"g{float(loss.get('gamma', 0.0)):g}")
+    parts.append(f"s{plain_cfg.get('seed')}")
+    digest = hashlib.sha256(json.dumps(run_identity(plain_cfg), sort_keys=True).encode("utf-8")).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", "-".join(parts)) + "-" + digest
+
+
+def run_group(plain_cfg: dict[str, Any]) -> str:
+    """The default `name` (the folder under output_dir): the paper's table for its losses on its datasets (table2,
+    table3), "methods" for the methods beyond the paper on those datasets, "runs" for anything else."""
+    ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
+    table = PAPER_TABLE_OF.get(str(ds.get("name")))
+    if table is None:
+        return "runs"
+    label = method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance"))
+    return table if label == loss.get("name") and label in ("softmax", "sigmoid", "focal") else "methods"
+
+
+def _run_name_resolver(*, _root_: DictConfig) -> str:
+    return run_name(_plain(_root_))
+
+
+def _run_group_resolver(*, _root_: DictConfig) -> str:
+    # `name` itself is not part of the identity (a runtime key), so resolving it here cannot recurse
+    return run_group({k: _root_[k] for k in ("dataset", "loss", "sampler") if k in _root_})
 
 
 def by_rank(main: Any, other: Any) -> Any:
@@ -104,8 +185,10 @@ def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("cbl_cifar_lr_factors"):
         OmegaConf.register_new_resolver("cbl_cifar_lr_factors", cifar_lr_factors)
-    if not OmegaConf.has_resolver("cbl_dirname"):
-        OmegaConf.register_new_resolver("cbl_dirname", dirname_or_default)
+    if not OmegaConf.has_resolver("cbl_run_name"):
+        OmegaConf.register_new_resolver("cbl_run_name", _run_name_resolver)
+    if not OmegaConf.has_resolver("cbl_run_group"):
+        OmegaConf.register_new_resolver("cbl_run_group", _run_group_resolver)
     if not OmegaConf.has_resolver("cbl_by_rank"):
         OmegaConf.register_new_resolver("cbl_by_rank", by_rank)
     if not OmegaConf.has_resolver("cbl_rank"):
@@ -232,6 +315,8 @@ def check(cfg: DictConfig) -> None:
         _fail("device", cfg.device, "choose auto, cpu, cuda or cuda:<index>")
     for key in ("eval_every", "eval_batch_size", "keep_checkpoints", "loss_check_every"):
         _positive_int(cfg, key, key)
+    if cfg.get("keep_best", False) not in (True, False):
+        _fail("keep_best", cfg.keep_best, "must be true or false")
     if cfg.wandb.mode not in WANDB_MODES:
         _fail("wandb.mode", cfg.wandb.mode, f"choose one of {', '.join(WANDB_MODES)}")
 

@@ -7,6 +7,12 @@
     Figure 5  top-1 error against beta per loss (softmax, sigmoid, focal per gamma), one panel per (dataset, IF),
               the beta = 0 run of the same loss drawn as a dashed baseline.
     curves    per run: lr, train loss and top-1 error against epoch, from metrics.jsonl.
+    error per epoch   per (dataset, IF): test top-1 error against epoch, one line per configuration (mean over
+              seeds at each evaluated epoch), e.g. softmax against its class-balanced version.
+    per-class accuracy   per (dataset, IF): last-epoch test accuracy of each class against its number of training
+              samples, one line per configuration (mean over seeds): where class balancing moves accuracy.
+
+Runs of different recipes or data sources must not share a figure: the callers select one (scripts/plot.py).
 
 The `*_data` functions return the plotted arrays (tested against hand-computed values); the `plot_*` functions
 draw them with matplotlib's Agg backend and return the PNG path.
@@ -145,6 +151,76 @@ def plot_error_vs_beta(out: Path, panel: tuple[str, object], series: dict[str, d
     ylabel = {"top1_err": "top-1 error (%), last epoch", "best_top1_err": "top-1 error (%), best epoch"}[metric]
     ax.set(xlabel="β", ylabel=ylabel, title=f"{dataset} IF {imb}: error vs β (Fig. 5)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines fill the axes
+    return _save(fig, out)
+
+
+# ----------------------------------------------------------------------------- comparisons of configurations
+def config_label(run: Run) -> str:
+    """"softmax", "CB focal γ=1 (β=0.9999)", "ldam_drw (β=0.9999)": a configuration as a legend names it."""
+    label = loss_label(run) if run.method == run.loss else str(run.method)
+    return f"CB {label} (β={run.beta:g})" if run.beta > 0 and run.method == run.loss else (
+        f"{label} (β={run.beta:g})" if run.beta > 0 else label)
+
+
+def _by_panel_and_config(runs: list[Run]) -> dict[tuple, dict[str, list[Run]]]:
+    """(dataset, IF) -> configuration label -> its finished runs (the seeds), panels and labels sorted."""
+    out: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r.status == "finished":
+            out[(str(r.dataset), r.imbalance_factor)][config_label(r)].append(r)
+    return {k: dict(sorted(out[k].items(), key=lambda kv: (kv[0].startswith("CB"), kv[0])))
+            for k in sorted(out, key=lambda k: (k[0], -(k[1] or 0)))}
+
+
+def error_per_epoch_data(runs: list[Run]) -> dict[tuple, dict[str, dict[str, np.ndarray]]]:
+    """(dataset, IF) -> configuration -> {"epoch", "top1_err"}: the evaluated epochs common to all its seeds and
+    the mean test error over the seeds there."""
+    out = {}
+    for panel, configs in _by_panel_and_config(runs).items():
+        out[panel] = {}
+        for label, rs in configs.items():
+            per_run = [{h["epoch"]: h["top1_err"] for h in r.history() if h.get("top1_err") is not None} for r in rs]
+            epochs = sorted(set.intersection(*(set(p) for p in per_run)))
+            out[panel][label] = {"epoch": np.asarray(epochs, dtype=np.int64),
+                                 "top1_err": np.asarray([np.mean([p[e] for p in per_run]) for e in epochs])}
+    return out
+
+
+def plot_error_per_epoch(out: Path, panel: tuple[str, object], series: dict[str, dict], note: str = "") -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, s in series.items():
+        ax.plot(s["epoch"], s["top1_err"], lw=1.2, ls="-" if label.startswith("CB") else "--", label=label)
+    dataset, imb = panel
+    ax.set(xlabel="epoch", ylabel="test top-1 error (%)", title=f"{dataset} IF {imb}: test error per epoch{note}")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def per_class_accuracy_data(runs: list[Run]) -> dict[tuple, dict[str, dict[str, np.ndarray]]]:
+    """(dataset, IF) -> configuration -> {"count", "acc"}: the training samples of each class and its last-epoch
+    test accuracy, mean over the seeds (which share the class counts), classes sorted by count, largest first."""
+    out = {}
+    for panel, configs in _by_panel_and_config(runs).items():
+        out[panel] = {}
+        for label, rs in configs.items():
+            counts = np.asarray(rs[0].metrics["samples_per_class"], dtype=np.int64)
+            acc = np.mean([np.asarray(r.metrics["per_class_acc"], dtype=float) for r in rs], axis=0)
+            order = np.argsort(-counts, kind="stable")
+            out[panel][label] = {"count": counts[order], "acc": acc[order]}
+    return out
+
+
+def plot_per_class_accuracy(out: Path, panel: tuple[str, object], series: dict[str, dict], note: str = "") -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, s in series.items():
+        ax.plot(s["count"], s["acc"], "o" + ("-" if label.startswith("CB") else "--"), ms=3, lw=1.2, label=label)
+    dataset, imb = panel
+    ax.set(xscale="log", xlabel="training samples of the class (log)", ylabel="test accuracy of the class (%)",
+           title=f"{dataset} IF {imb}: per-class accuracy, last epoch{note}")  # fmt: skip
+    ax.invert_xaxis()  # head classes on the left, as the class index runs
+    ax.legend(fontsize=7)
     return _save(fig, out)
 
 

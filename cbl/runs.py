@@ -10,12 +10,13 @@ A run directory holds `metrics.json` (written by `cbl.train` at the end of a run
 
 Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
 
-Public API: `find_runs(root) -> list[Run]`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
+Public API: `find_runs(root) -> list[Run]`, `find_runs_in(roots)`, `select_runs(runs, recipe, where)`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
 `is_paper_method(run)`, `PAPER_LOSSES`, `SETTINGS_DEFAULTS`, `REFERENCE_RUNTIME`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
@@ -37,7 +38,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "tau": None, "s": None, "max_m": None,
 }
 #: what every paper cell also needs besides the paper's recipe (cbl.paper.recipe): float32 (bf16 autocast is
-#: another computation), this repo's default data order (README "Deviations"), and the official data release
+#: another computation), this repo's default data order (docs/deviations.md), and the official data release
 #: (cbl/data/provenance.py); absent precision / order = recorded before the option existed, with these values
 REFERENCE_RUNTIME = {"precision": "fp32", "order": "shuffled"}
 OFFICIAL_DATA = "official"
@@ -389,6 +390,69 @@ def find_runs(root: str | os.PathLike) -> list[Run]:
     if not runs:
         raise RunsError(f"no run directories with metrics.json under {root}")
     return [read_run(p) for p in sorted(runs, key=_natural_key)]
+
+
+class SelectionError(RunsError):
+    """A --recipe / --where selection that is malformed or would mix recipes where it must not."""
+
+
+#: --recipe values with a meaning of their own; any other value is a recipe as `Run.deviations` spells it
+RECIPE_CHOICES = ("paper", "all")
+
+
+def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ()) -> list[Run]:
+    """The runs a table or figure shows.  Finished runs are kept when their recipe matches `recipe` ("paper": no
+    recipe difference, the runs that may fill the paper's cells; "all"; or a recipe spelled as
+    `", ".join(run.recipe_differences())`, e.g. "precision=bf16, data=npz:x.npz@sha256:...") and every
+    `where` condition "key=value" holds for their recorded fields (`Run.config`; numbers compare as numbers, text as
+    a shell-style pattern, e.g. data_source='npz:*').
+    Failed and incomplete runs are kept when they meet the `where` conditions they record, so tables can list them."""
+    conditions = [_condition(w) for w in where]
+    out = []
+    for r in runs:
+        if not all(_holds(r, key, value) for key, value in conditions):
+            continue
+        if r.status == "finished" and recipe != "all" and ", ".join(r.recipe_differences()) != (
+                "" if recipe == "paper" else recipe):
+            continue
+        out.append(r)
+    return out
+
+
+def _condition(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SelectionError(f"--where {text!r} is not allowed: write key=value, e.g. dataset=cifar10_lt")
+    return key.strip(), value.strip()
+
+
+def _holds(run: Run, key: str, value: str) -> bool:
+    if not run.config:  # nothing recorded (an incomplete run): it cannot be told apart, keep it
+        return True
+    have = run.config.get(key)
+    try:
+        return have is not None and not isinstance(have, bool) and float(have) == float(value)
+    except (TypeError, ValueError):
+        # text compares as a shell-style pattern: data_source='npz:cifar10_jpeg_lossy.npz@*'
+        return fnmatch.fnmatchcase(str(have).lower(), value.lower())
+
+
+def find_runs_in(roots: Iterable[str | os.PathLike], missing_ok: bool = False) -> list[Run]:
+    """`find_runs` over several folders, each run once (folders may nest); with `missing_ok` an absent folder or one
+    without runs adds nothing instead of raising."""
+    seen, out = set(), []
+    for root in roots:
+        try:
+            found = find_runs(root)
+        except RunsError:
+            if missing_ok:
+                continue
+            raise
+        for r in found:
+            if r.path.resolve() not in seen:
+                seen.add(r.path.resolve())
+                out.append(r)
+    return out
 
 
 def is_paper_method(run: Run) -> bool:

@@ -119,7 +119,19 @@ def _describe_runs(runs: list[Run]) -> str:
     # mixed models / epochs / commits in one table show up here instead of being averaged unnoticed
     models, epochs = values(lambda r: r.model), values(lambda r: r.config.get("epochs"))
     commits, data = values(lambda r: r.metrics.get("git_commit")), values(lambda r: r.data_source or "not recorded")
-    return f"{len(runs)} finished runs: model {models}, epochs {epochs}, data {data}, commit {commits}."
+    return (f"{len(runs)} finished runs: model {models}, epochs {epochs}, data {data}, commit {commits}"
+            + _wall_times([r.value("wall_time_s") for r in runs]) + ".")
+
+
+def _wall_times(seconds: list[float | None]) -> str:
+    """", training time per run 1.2 h (median; 0.9 to 1.5 h)": the runs' own wall_time_s, on whatever ran them."""
+    xs = sorted(s for s in seconds if s is not None)
+    if not xs:
+        return ""
+    median = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    unit, scale = ("h", 3600.0) if median >= 3600 else ("min", 60.0) if median >= 60 else ("s", 1.0)
+    spread = "" if len(xs) == 1 else f"; {xs[0] / scale:.1f} to {xs[-1] / scale:.1f} {unit}"
+    return f", training time per run {median / scale:.1f} {unit} ({'median' if len(xs) > 1 else 'one run'}{spread})"
 
 
 def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list[Run]]:

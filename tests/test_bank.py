@@ -198,14 +198,14 @@ def test_bank_launcher_runs_a_sweep_into_the_basic_launchers_folders(tmp_path):
             text = (basic_runs[name].path / ".hydra" / f).read_text()
             assert (run.path / ".hydra" / f).read_text() == text.replace(str(tmp_path / "basic"), str(tmp_path / "bank"))
         assert (run.path / ".hydra" / "hydra.yaml").is_file()
-    logs = sorted(p.name for p in (tmp_path / "bank" / "runs").glob("bank_*.log"))
-    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "runs" / "bank_0.log").read_text()
+    logs = sorted(p.name for p in (tmp_path / "bank" / "table2").glob("bank_*.log"))
+    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "table2" / "bank_0.log").read_text()
 
     failing = run_cli(["-m", *QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), "loss=focal",
                        "loss.beta=0.0,1.5", "hydra/launcher=bank", f"output_dir={tmp_path / 'fail'}"], cwd=tmp_path)  # fmt: skip
     assert failing.returncode != 0
-    status = {r.path.name.split("loss.beta=")[1].split(",")[0]: r for r in find_runs(tmp_path / "fail")}
-    assert status["0.0"].status == "finished"
+    status = {r.path.name.split("-b")[1].split("-")[0]: r for r in find_runs(tmp_path / "fail")}
+    assert status["0"].status == "finished"
     assert status["1.5"].status == "failed" and "loss.beta=1.5 is not allowed" in status["1.5"].error
 
 
@@ -263,5 +263,5 @@ def test_a_compiled_channels_last_bank_equals_the_separate_runs(tmp_path):
     for name, result in zip(names, results):
         assert result["status"] == "finished"
         # the stem's gradient sums many cancelling terms through 31 batch norms: channels_last batch norm's
-        # rounding (README, Performance) moves it by up to ~0.3% of its largest entry here
+        # rounding (docs/scaling_out.md) moves it by up to ~0.3% of its largest entry here
         assert_same_run(tmp_path / "bank" / name, tmp_path / "solo" / name, epoch=1, atol=5e-3)

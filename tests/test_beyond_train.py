@@ -22,7 +22,7 @@ def test_methods_demo_sweep_runs_every_method_and_fills_the_readme_table(tmp_pat
     assert p.returncode == 0, p.stderr[-3000:]
     runs = find_runs(out / "methods_demo")
     assert len(runs) == len(EXPECTED) and all(r.status == "finished" for r in runs)
-    by_method = {r.path.name.split(",")[0].removeprefix("method="): r for r in runs}
+    by_method = {next(o for o in r.overrides if o.startswith("method=")).removeprefix("method="): r for r in runs}
     for preset, (label, loss, beta, gamma, sampler, settings) in EXPECTED.items():
         run = by_method[preset]
         assert (run.method, run.loss, run.beta) == (label, loss, beta)

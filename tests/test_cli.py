@@ -2,6 +2,7 @@
 multirun sweeps in which a failed job does not stop the others."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -13,14 +14,25 @@ from tests.train_utils import ROOT, demo_overrides, read_metrics, run_cli
 FAST = [*demo_overrides(epochs=2), "deterministic=true"]
 
 
-def test_single_run_lands_in_a_folder_named_by_its_overrides(tmp_path):
-    proc = run_cli([*FAST, "loss=focal", "loss.beta=0.99", f"output_dir={tmp_path}"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    run_dir = tmp_path / "demo" / (
-        "deterministic=true,experiment=demo,loss.beta=0.99,loss=focal,optim.epochs=2,optim.factors=[],optim.milestones=[]"
-    )
-    assert read_metrics(run_dir)["status"] == "finished"
-    assert (run_dir / ".hydra" / "overrides.yaml").is_file()
+def test_one_configuration_one_folder_however_it_is_launched(tmp_path):
+    """The default spelled out, a later sweep that includes the same run, and a relaunch: one folder, trained once."""
+    first = run_cli([*FAST, "loss=focal", "loss.beta=0.99", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "demo").iterdir()
+    assert re.fullmatch(r"digits_lt-if10-small_cnn-focal-b0\.99-g1-s0-[0-9a-f]{8}", run_dir.name), run_dir.name
+    assert read_metrics(run_dir)["status"] == "finished" and (run_dir / ".hydra" / "overrides.yaml").is_file()
+    mtime = (run_dir / "metrics.json").stat().st_mtime_ns
+    # explicit defaults (spelled as ints, on another device, with runtime switches) find the finished run
+    again = run_cli([*FAST, "loss=focal", "loss.beta=0.990", "loss.gamma=1", "seed=0", "dataset.imbalance_factor=10",
+                     "precision=fp32", "device=cpu", "progress=true", "resume=true", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert again.returncode == 0 and "already finished" in again.stdout + again.stderr, again.stderr
+    # a sweep over seeds and betas trains the three new runs and reuses the finished one
+    sweep = run_cli(["-m", *FAST, "loss=focal", "loss.beta=0.99,0.9", "seed=0,1", "resume=true",
+                     f"output_dir={tmp_path}"], cwd=tmp_path)  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    runs = find_runs(tmp_path / "demo")
+    assert len(runs) == 4 and all(r.status == "finished" for r in runs)
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime  # not trained a second time
 
 
 @pytest.mark.parametrize(
@@ -65,7 +77,7 @@ def test_multirun_with_a_failing_job_finishes_the_others_and_lists_the_failure(t
     ok = [r for r in runs.values() if r.status == "finished"]
     (bad,) = [r for r in runs.values() if r.status == "failed"]
     assert len(ok) == 2 and {r.beta for r in ok} == {0.0, 0.9}
-    assert "loss.beta=1.0" in bad.path.name and "beta must be a number in [0, 1)" in bad.error
+    assert "-b1-s0-" in bad.path.name and "beta must be a number in [0, 1)" in bad.error
     assert (tmp_path / "demo" / "multirun.yaml").is_file()
     summary = json.loads((bad.path / "metrics.json").read_text())
     assert summary["status"] == "failed" and summary["epochs_completed"] == 0
@@ -75,12 +87,3 @@ def test_multirun_with_a_failing_job_finishes_the_others_and_lists_the_failure(t
     assert listing.returncode == 1
     assert "2 finished" in listing.stdout and "1 failed" in listing.stdout
     assert "loss.beta=1.0" in listing.stdout and "beta must be a number in [0, 1)" in listing.stdout
-
-
-def test_a_sweep_job_and_the_same_single_run_share_one_folder(tmp_path):
-    sweep = run_cli(["-m", *FAST, "loss.beta=0.9", f"output_dir={tmp_path}"], cwd=tmp_path)
-    assert sweep.returncode == 0, sweep.stderr
-    (folder,) = [p for p in (tmp_path / "demo").iterdir() if p.is_dir()]
-    assert "deterministic=true" in folder.name  # not "True", as Hydra's multirun spells it
-    single = run_cli([*FAST, "loss.beta=0.9", "resume=true", f"output_dir={tmp_path}"], cwd=tmp_path)
-    assert single.returncode == 0 and "already finished" in single.stdout + single.stderr

@@ -1,4 +1,4 @@
-"""Distributed data parallel (issue 7): the global-batch contract, rank-0-only outputs, resume under torchrun,
+"""Distributed data parallel: the global-batch contract, rank-0-only outputs, resume under torchrun,
 the launch checks, and the mapping of submitit / SLURM tasks to torch's environment variables.
 
 The end-to-end tests run `torchrun --standalone --nproc_per_node=2 -m cbl.train` on CPU (gloo) with the digits

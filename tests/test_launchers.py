@@ -1,5 +1,5 @@
-"""Sweeps through Hydra launcher plugins (issue 7): joblib and submitit_local run the jobs of a multirun in other
-processes into the same override-named folders as the basic launcher; a submitit job with two tasks trains
+"""Sweeps through Hydra launcher plugins: joblib and submitit_local run the jobs of a multirun in other
+processes into the same configuration-named folders as the basic launcher; a submitit job with two tasks trains
 with DDP (what hydra/launcher=slurm_ddp does on a cluster); a sweep under torchrun runs its jobs one after the
 other on all processes; the SLURM launcher configs render the sbatch script they promise."""
 
@@ -13,12 +13,14 @@ import submitit
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cbl.config import run_name
 from cbl.runs import find_runs
 from tests.train_utils import compose_cfg, demo_overrides, read_metrics, run_cli, run_torchrun
 
 SWEEP = [*demo_overrides(epochs=2), "device=cpu", "loss.beta=0.0,0.999"]
-# the folders the basic launcher gives these two jobs (tests/test_cli.py has the naming rule)
-FOLDERS = {f"experiment=demo,loss.beta={b},optim.epochs=2,optim.factors=[],optim.milestones=[]" for b in ("0.0", "0.999")}
+# the folders the basic launcher gives these two jobs: named by their configuration (tests/test_run_names.py)
+FOLDERS = {run_name(OmegaConf.to_container(compose_cfg(*demo_overrides(epochs=2), "device=cpu", f"loss.beta={b}"),
+                                           resolve=True)) for b in ("0.0", "0.999")}  # fmt: skip
 
 
 def finished_runs(sweep_dir):

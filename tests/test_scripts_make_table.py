@@ -202,7 +202,8 @@ def test_duplicate_runs_count_once_the_newest_and_mixed_recipes_never_share_a_ce
     assert f"the newest, `{root / 'a_rerun'}`, counts once, not `{root / 'a'}`" in md
     assert "differ from the paper's recipe in: epochs=20." in md and "| CIFAR-10 | 100 | ours | 27.00, Δ" in md
     assert "differ from the paper's recipe in: data=npz:x.npz@sha256:00000000aaaaaaaa." in md
-    assert "4 finished runs: model resnet32, epochs 20, 200, data npz:x.npz@sha256:00000000aaaaaaaa, official" in md
+    assert ("4 finished runs: model resnet32, epochs 20, 200, data npz:x.npz@sha256:00000000aaaaaaaa, official, "
+            "commit abc1234, training time per run 12.5 s (median; 12.5 to 12.5 s).") in md  # runfactory: 12.5 s each
     assert f"`{nan_run}` finished without a finite top1_err; left out" in md
 
 
@@ -278,3 +279,27 @@ def test_precision_table_without_pairs_is_a_one_line_error(tmp_path):
     write_run(tmp_path / "r" / "a", precision="fp32")
     with pytest.raises(Exception, match="no finished fp32 \\+ bf16 pairs of runs"):
         make_table("precision", find_runs(tmp_path / "r"))
+
+
+def test_recipe_and_where_select_the_runs_of_a_table(tmp_path, capsys):
+    root = tmp_path / "runs"
+    write_run(root / "paper10", loss="softmax", top1=29.0)
+    write_run(root / "paper100", dataset="cifar100_lt", loss="softmax", top1=61.0)
+    write_run(root / "bf16", loss="softmax", precision="bf16", top1=28.0)
+    write_run(tmp_path / "elsewhere" / "lossy", loss="softmax", data_source="npz:l.npz@sha256:1111111111111111",
+              top1=27.0)  # fmt: skip
+    runs = lambda *args: make_table_script.main(["--runs", str(root), str(tmp_path / "elsewhere"), "--table", "2", *args])  # noqa: E731
+    assert runs("--recipe", "paper") == 0
+    out = capsys.readouterr().out
+    assert "layout, not the paper's setting" not in out and "29.00" in out and "61.00" in out and "28.00" not in out
+    assert runs("--recipe", "precision=bf16") == 0
+    out = capsys.readouterr().out
+    assert "differ from the paper's recipe in: precision=bf16." in out and "28.00" in out and "29.00" not in out
+    assert runs("--where", "dataset=cifar10_lt") == 0  # every recipe, each in a table of its own
+    out = capsys.readouterr().out
+    assert out.count("**Table 2.**") == 3 and "61.00" not in out and "27.00" in out
+    assert runs("--where", "imbalance_factor=100.0", "--where", "loss=softmax", "--recipe", "paper") == 0
+    assert "(2 finished runs in the table)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        runs("--where", "dataset")
+    assert e.value.code == 2 and "--where 'dataset' is not allowed: write key=value" in capsys.readouterr().err

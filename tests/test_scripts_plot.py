@@ -1,5 +1,6 @@
 """scripts/plot.py and cbl.figures: the plotted arrays against hand-computed values, and the PNGs."""
 
+import json
 import statistics
 
 import numpy as np
@@ -88,9 +89,60 @@ def test_cli_without_runs_draws_figure_3_only_and_errors_are_one_line(tmp_path, 
     assert [p.name for p in (tmp_path / "f").iterdir()] == ["fig3_cb_term.png"]
     _assert_png(tmp_path / "f" / "fig3_cb_term.png")
     capsys.readouterr()
-    for argv, message in [(["--out", "x", "--curves"], "--curves needs --runs"),
+    for argv, message in [(["--out", "x", "--curves"], "--curves and --compare need --runs"),
                           (["--out", str(tmp_path / "g"), "--runs", str(tmp_path / "none")], "is not a directory")]:  # fmt: skip
         with pytest.raises(SystemExit) as e:
             plot_script.main(argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_error_per_epoch_and_per_class_accuracy_average_the_seeds_of_each_configuration(tmp_path):
+    counts = [500, 100, 20]
+    # softmax: two seeds; CB focal: one; each run's history is written by hand below
+    specs = {"s0": ("softmax", 0.0, 0.0, 0, [30.0, 80.0, 55.0]), "s1": ("softmax", 0.0, 0.0, 1, [32.0, 70.0, 45.0]),
+             "cb": ("focal", 0.9999, 1.0, 0, [40.0, 60.0, 70.0])}  # (loss, beta, gamma, seed, per-class errors)
+    histories = {"s0": {1: 60.0, 2: 50.0, 3: 40.0}, "s1": {2: 52.0, 3: 44.0}, "cb": {1: 70.0, 3: 35.0}}
+    for name, (loss, beta, gamma, seed, errs) in specs.items():
+        path = write_run(tmp_path / name, loss=loss, beta=beta, gamma=gamma, seed=seed, samples_per_class=counts,
+                         history=False)
+        metrics = json.loads((path / "metrics.json").read_text())
+        metrics["per_class_acc"] = [100.0 - e for e in errs]
+        (path / "metrics.json").write_text(json.dumps(metrics))
+        (path / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e, "lr": 0.1, "train_loss": 1.0, "top1_err": v, "top5_err": 1.0, "seconds": 1.0}) + "\n"
+            for e, v in histories[name].items()))
+    runs = find_runs(tmp_path)
+    curves = figures.error_per_epoch_data(runs)[("cifar10_lt", 100)]
+    assert list(curves) == ["softmax", "CB focal γ=1 (β=0.9999)"]
+    assert curves["softmax"]["epoch"].tolist() == [2, 3]  # the epochs both seeds evaluated
+    np.testing.assert_allclose(curves["softmax"]["top1_err"], [51.0, 42.0])
+    np.testing.assert_allclose(curves["CB focal γ=1 (β=0.9999)"]["top1_err"], [70.0, 35.0])
+    acc = figures.per_class_accuracy_data(runs)[("cifar10_lt", 100)]
+    assert acc["softmax"]["count"].tolist() == counts
+    np.testing.assert_allclose(acc["softmax"]["acc"], [69.0, 25.0, 50.0])
+    np.testing.assert_allclose(acc["CB focal γ=1 (β=0.9999)"]["acc"], [60.0, 40.0, 30.0])
+    _assert_png(figures.plot_error_per_epoch(tmp_path / "e.png", ("cifar10_lt", 100), curves))
+    _assert_png(figures.plot_per_class_accuracy(tmp_path / "a.png", ("cifar10_lt", 100), acc))
+
+
+def test_cli_compare_figures_of_one_recipe_and_never_a_mix(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    lossy = {"data_source": "npz:l.npz@sha256:2222222222222222"}
+    write_run(runs / "softmax", loss="softmax", top1=30.0, **lossy)
+    write_run(runs / "cb", loss="focal", beta=0.9999, gamma=1.0, top1=25.0, **lossy)
+    out = tmp_path / "figs"
+    assert plot_script.main(["--out", str(out), "--runs", str(runs), "--recipe", "all", "--compare"]) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["error_per_epoch_cifar10_lt_if100.png", "fig3_cb_term.png", "fig4_samples_per_class.png",
+                     "fig5_cifar10_lt_if100.png", "per_class_accuracy_cifar10_lt_if100.png"]  # fmt: skip
+    # the default selection is the paper's recipe, as the README tables: these runs are not in it
+    capsys.readouterr()
+    assert plot_script.main(["--out", str(tmp_path / "paper"), "--runs", str(runs), "--compare"]) == 0
+    assert sorted(p.name for p in (tmp_path / "paper").glob("*.png")) == ["fig3_cb_term.png"]
+    write_run(runs / "official", loss="softmax", top1=29.0)  # another recipe (the official data) in the same folder
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        plot_script.main(["--out", str(tmp_path / "mixed"), "--runs", str(runs), "--recipe", "all", "--compare"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "have 2 recipes (paper; data=npz:l.npz@sha256:2222222222222222)" in err
