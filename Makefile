@@ -3,22 +3,24 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# the exact versions behind the README's numbers (pyproject.toml keeps ranges; docs/install.md)
+LOCK   ?= requirements.lock
 # pytest workers: 2 keeps the 2-core CI busy without oversubscribing torch threads
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo bench precision-check compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status clean
+.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-tables compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv (when missing) and install cbl into it with the dev extras
+install: $(STAMP) ## create .venv (when missing) and install cbl into it with the dev extras, at the versions of requirements.lock
 
 test: $(STAMP) ## run the fast test suite (installs into .venv first)
 	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS)
@@ -27,69 +29,97 @@ test-all: $(STAMP) ## run every test, the slow and data-dependent ones too
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 # Extra Hydra overrides for the sweeps, e.g. ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=4 seed=0,1,2"
-# or ARGS="hydra/launcher=slurm hydra.launcher.partition=gpu" (README "Scaling out")
+# or ARGS="hydra/launcher=slurm hydra.launcher.partition=gpu" (docs/scaling_out.md)
 ARGS ?=
 
-demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed digits (CPU, < 1 min)
+demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed digits (CPU; the table's footer says how long it trained)
 	rm -rf outputs/demo
 	$(PY) -m cbl.train sweep=demo $(ARGS)
 	$(PY) scripts/make_table.py --runs outputs/demo --table methods
 
-compare-methods: $(STAMP) ## beyond the paper: CB loss vs 9 other long-tail methods (CIFAR-10-LT IF 100 unless ARGS says), table into README.md
+# which runs the methods table shows: the sweep's paper-loss presets land in outputs/table2, the others in
+# outputs/methods (run folders are named by configuration); change it with ARGS that change the dataset
+METHODS_WHERE ?= --where dataset=cifar10_lt --where imbalance_factor=100 --where epochs=200
+
+compare-methods: $(STAMP) ## beyond the paper: CB loss vs 9 other long-tail methods (CIFAR-10-LT IF 100 unless ARGS says), table into docs/beyond_the_paper.md
 	status=0; \
 	$(PY) -m cbl.train sweep=methods resume=true $(ARGS) || status=1; \
 	$(PY) scripts/sweep_summary.py outputs/methods || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/methods --table methods --readme README.md --marker methods; \
+	$(PY) scripts/make_table.py --runs outputs/table2 outputs/methods --table methods $(METHODS_WHERE) \
+	    --readme docs/beyond_the_paper.md --marker methods; \
 	exit $$status
 
-compare-methods-demo: $(STAMP) ## the same comparison on the offline digits demo (CPU, about a minute; README untouched)
+compare-methods-demo: $(STAMP) ## the same comparison on the offline digits demo (CPU; prints the table, writes no file)
 	rm -rf outputs/methods_demo
 	$(PY) -m cbl.train sweep=methods_demo $(ARGS)
 	$(PY) scripts/make_table.py --runs outputs/methods_demo --table methods
 
-# scripts/bench.py options, e.g. BENCH_ARGS="--device cuda --concurrent 4 --json bench-gpu.json --readme README.md"
+# scripts/bench.py options, e.g. BENCH_ARGS="--device cuda --concurrent 4 --json bench-gpu.json --readme docs/performance.md"
 BENCH_ARGS ?=
 
 bench: $(STAMP) ## images/s of ResNet-32: the standard PyTorch recipe vs this project's path, and the Table 2 projection
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-precision-check: $(STAMP) ## bf16 autocast vs float32: 8 runs paired by seed (CIFAR-10-LT IF 100), table into README.md
+precision-check: $(STAMP) ## bf16 autocast vs float32: 8 runs paired by seed (CIFAR-10-LT IF 100), table into docs/performance.md
 	status=0; \
 	$(PY) -m cbl.train sweep=precision resume=true $(ARGS) || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/precision --table precision --readme README.md || status=1; \
+	$(PY) scripts/make_table.py --runs outputs/table2 --table precision --readme docs/performance.md || status=1; \
 	exit $$status
+
+# the JPEG-lossy CIFAR-10 copy (never the paper's data: its runs get tables of their own)
+CBL_LOSSY_NPZ ?= ../shared/data/cifar10_jpeg_lossy.npz
+EVIDENCE_WHERE = --where dataset=cifar10_lt --where imbalance_factor=100 --where 'data_source=npz:$(notdir $(CBL_LOSSY_NPZ))@*'
+
+evidence-lossy: $(STAMP) ## CIFAR-10-LT IF 100, full schedule, on the lossy CIFAR-10 copy (6 runs, hours on a CPU): summaries into benchmarks/, tables and figures into README.md
+	status=0; \
+	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) -m cbl.train sweep=evidence_lossy resume=true $(ARGS) || status=1; \
+	$(PY) scripts/collect_runs.py --runs outputs/table2 --to benchmarks/evidence_lossy $(EVIDENCE_WHERE) || status=1; \
+	$(MAKE) --no-print-directory evidence-tables || status=1; \
+	exit $$status
+
+evidence-tables: $(STAMP) ## regenerate the README's lossy-copy evidence (tables and figures) from benchmarks/evidence_lossy
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table 2 --readme README.md --marker evidence-table2
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table methods --readme README.md --marker evidence-shots
+	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --compare
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
 	status=0; \
 	$(PY) -m cbl.train sweep=table2_softmax_sigmoid resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table2_focal resume=true $(ARGS) || status=1; \
 	$(PY) scripts/sweep_summary.py outputs/table2 || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --recipe paper --readme README.md; \
 	exit $$status
 
-reproduce-inat: $(STAMP) ## Table 3, iNaturalist 2017/2018 columns (18 x 90-epoch runs; use torchrun / SLURM, see README)
+reproduce-inat: $(STAMP) ## Table 3, iNaturalist 2017/2018 columns (18 x 90-epoch runs; use torchrun / SLURM, see docs/scaling_out.md)
 	status=0; \
 	$(PY) -m cbl.train sweep=table3_softmax dataset=inat2017,inat2018 resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table3_cb_focal dataset=inat2017,inat2018 resume=true $(ARGS) || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --recipe paper --readme README.md; \
 	exit $$status
 
 reproduce-imagenet: $(STAMP) ## Table 3, ILSVRC 2012 column (9 x 90-epoch runs)
 	status=0; \
 	$(PY) -m cbl.train sweep=table3_softmax dataset=ilsvrc2012 resume=true $(ARGS) || status=1; \
 	$(PY) -m cbl.train sweep=table3_cb_focal dataset=ilsvrc2012 resume=true $(ARGS) || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md; \
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --recipe paper --readme README.md; \
 	exit $$status
 
-tables: $(STAMP) ## regenerate the README tables from the runs under outputs/
-	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --readme README.md
-	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --readme README.md
+tables: $(STAMP) ## regenerate README Tables 2 and 3 from the runs of the paper's recipe under outputs/table2, outputs/table3
+	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --recipe paper --readme README.md
+	$(PY) scripts/make_table.py --runs outputs/table3 --table 3 --all-rows --recipe paper --readme README.md
 
-figures: $(STAMP) ## Figures 3, 4, 5 of the paper as PNGs under outputs/figures
-	$(PY) scripts/plot.py --out outputs/figures --runs outputs
+figures: $(STAMP) ## Figures 3, 4, 5 of the paper as PNGs under outputs/figures, from the same runs as `make tables`
+	$(PY) scripts/plot.py --out outputs/figures --runs outputs/table2 outputs/table3 --recipe paper
 
 sweep-status: $(STAMP) ## finished / failed / incomplete runs of a sweep (RUNS=outputs/table2)
 	$(PY) scripts/sweep_summary.py $(or $(RUNS),outputs/table2)
+
+# scripts/dashboard.py options, e.g. DASHBOARD_ARGS="--entity me --sweep table2 --dataset cifar10_lt --if 100"
+# or DASHBOARD_ARGS="--json outputs/dashboard.json --dry-run" (no network needed); docs/dashboards.md
+DASHBOARD_ARGS ?=
+
+dashboard: $(STAMP) ## save a W&B workspace comparing the losses of the wandb project's runs (DASHBOARD_ARGS)
+	$(PY) scripts/dashboard.py $(DASHBOARD_ARGS)
 
 clean: ## remove caches (keeps .venv, data/ and outputs/)
 	rm -rf .pytest_cache build dist *.egg-info

@@ -45,7 +45,7 @@ from cbl.reproducibility import seed_everything
 from cbl.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
                        record_failure, refuse_to_overwrite, resume, run_identity, save_run_checkpoint)
-from cbl.tracking import Tracker
+from cbl.tracking import Tracker, epoch_row
 
 log = logging.getLogger("cbl.bank")
 
@@ -171,7 +171,7 @@ def _train_members(members: list[Member]) -> None:
                 continue
         write_config(m.run_dir, m.cfg, data.source.record() if data.source else None)
         write_history(m.run_dir, m.progress.history)
-        m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id)
+        m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id, m.progress.history, data)
     members = [m for m in members if m.result is None]
     # members resumed from different epochs (one of them failed earlier, say) train as successive banks
     for start in sorted({m.start_epoch for m in members}):
@@ -276,6 +276,8 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
             if evals is not None:
                 record.update(top1_err=evals[i]["top1_err"], top5_err=evals[i]["top5_err"])
             m.progress.history.append(record)
+            row = epoch_row(record, evals[i] if evals is not None else None)
+            m.tracker.keep(row)  # before the checkpoint: a resumed member replays every epoch it holds in full
             sync_member(bank, optimizer, i, m.setup)
             save_run_checkpoint(
                 m.cfg, m.run_dir, epoch, model=m.setup.model, optimizer=m.setup.optimizer, scheduler=scheduler,
@@ -284,7 +286,7 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
                 world_size=env.world_size,
             )
             write_history(m.run_dir, m.progress.history)
-            m.tracker.log({k: v for k, v in record.items() if v is not None and k != "epoch"}, step=epoch)
+            m.tracker.log_epoch(row)  # after the checkpoint: wandb never holds an epoch it lacks
             if epoch == epochs:
                 _finish(m, env, evals[i], m.wall_time + time.perf_counter() - session_start)
         maybe_kill("epoch")
@@ -304,8 +306,7 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
 def _finish(m: Member, env, last_eval: dict[str, Any], wall_time: float) -> None:
     final = final_metrics(m.cfg, env, m.setup.data, m.progress.history, last_eval, m.progress.fields, wall_time)
     write_json(m.run_dir / "metrics.json", final)
-    m.tracker.summary({k: final[k] for k in ("top1_err", "top5_err", "best_top1_err", "best_epoch")}
-                      | {f"shot_acc/{k}": v for k, v in final["shot_acc"].items() if v is not None})
+    m.tracker.log_final(final)
     m.tracker.finish(0)
     m.result = final
     log.info("%s done: top-1 error %.2f%%", m.name, final["top1_err"])

@@ -1,7 +1,8 @@
 """Checkpoints that survive SIGKILL and disk corruption.
 
 One checkpoint per epoch, `<run>/checkpoints/epoch_0007.pt`, holding a single dict (model, optimizer,
-scheduler, epoch, RNG states, metric history).  Writing is atomic: the bytes go to a temporary file in the
+scheduler, epoch, RNG states, metric history); the newest `keep_checkpoints` are kept, and with `keep_best=true`
+the best-top-1 epoch's too.  Writing is atomic: the bytes go to a temporary file in the
 same folder, are fsync'ed, and the file is renamed into place (a rename within a filesystem is atomic), then
 the folder is fsync'ed so the rename itself survives a power cut.  A reader therefore sees either the old set
 of checkpoints or the new one, never a half-written file under a final name.
@@ -82,16 +83,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike, epoch: int, keep: int = 2) -> Path:
-    """Atomically write the checkpoint of `epoch`, then delete all but the newest `keep` checkpoints."""
+def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike, epoch: int, keep: int = 2,
+                    keep_epoch: int | None = None) -> Path:
+    """Atomically write the checkpoint of `epoch`, then delete all but the newest `keep` checkpoints and the one of
+    `keep_epoch` (the best epoch, with `keep_best=true`), which stays whatever its age."""
     if keep < 1:
         raise ValueError(f"keep must be >= 1; got {keep}")
     path = atomic_write(checkpoint_path(run_dir, epoch), lambda f: torch.save(state, f))
-    for _, old in list_checkpoints(run_dir)[keep:]:
-        old.unlink(missing_ok=True)
+    for old_epoch, old in list_checkpoints(run_dir)[keep:]:
+        if old_epoch != keep_epoch:
+            old.unlink(missing_ok=True)
     for stale in path.parent.glob(".epoch_*.pt.tmp-*"):  # left behind by a killed writer
         stale.unlink(missing_ok=True)
     return path
+
+
+def best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The evaluated epoch with the lowest top-1 error (the first of ties, as metrics.json's best_epoch), or None."""
+    evaluated = [r for r in history if r.get("top1_err") is not None]
+    return min(evaluated, key=lambda r: r["top1_err"])["epoch"] if evaluated else None
 
 
 def verify_checkpoint(path: str | os.PathLike) -> None:

@@ -1,4 +1,5 @@
-"""Training entrypoint: `python -m cbl.train [group=option ...] [key=value ...]`, also under `torchrun`.
+"""Training entrypoint: `python -m cbl.train [group=option ...] [key=value ...]` (installed: `cbl-train`, with
+Hydra's --help and tab completion, docs/install.md), also under `torchrun`.
 
 Composes dataset x model x loss x optim from configs/ (Hydra), trains with the class-balanced loss of
 Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
@@ -7,7 +8,8 @@ Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, 
     metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, seconds
     metrics.json       at the end: last-epoch and best errors, per-class and many/medium/few-shot accuracy,
                        samples_per_class, seed, data source, git commit, wall time (status "failed" + error on failure)
-    checkpoints/       epoch_NNNN.pt, the newest two; `resume=true` continues from the newest valid one
+    checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`
+                       continues from the newest valid one; `cbl-evaluate <run dir>` re-evaluates one (cbl/evaluate.py)
     wandb/             the wandb run (offline by default)
 
 Examples:
@@ -19,7 +21,7 @@ Examples:
 Under torchrun (or a multi-task submitit job, cbl/distributed.py) optim.batch_size stays the GLOBAL batch,
 each process trains on its 1/N share and evaluates its share of the test set (counts are summed), and rank 0
 alone writes the files above; the result equals the single-process run up to float rounding (and per-process
-BatchNorm statistics unless distributed.sync_bn=true).  README "Scaling out" has the recipes.
+BatchNorm statistics unless distributed.sync_bn=true).  docs/scaling_out.md has the recipes.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import (CorruptCheckpointError, list_checkpoints, load_checkpoint,
+from cbl.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                             load_latest_checkpoint, save_checkpoint)
 from cbl.criterion import build_criterion, head_type
 from cbl.data import DataBundle, build_data
@@ -55,7 +57,7 @@ from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, s
 from cbl.perf import compile_options, tune_host_allocator
 from cbl.reproducibility import rng_state, seed_everything, set_rng_state
 from cbl.run_files import git_commit, is_finished, run_fields, write_config, write_failure, write_history, write_json
-from cbl.tracking import Tracker
+from cbl.tracking import Classes, Tracker, epoch_row, run_tags, wandb_group
 
 log = logging.getLogger("cbl.train")
 
@@ -263,7 +265,8 @@ def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn
                         optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                         history: list[dict[str, Any]], comparable: dict, wall_time_s: float, wandb_id: str | None,
                         world_size: int) -> None:
-    """The epoch's checkpoint, in the one format `resume` reads (a bank member's too, cbl/bank.py)."""
+    """The epoch's checkpoint, in the one format `resume` reads (a bank member's too, cbl/bank.py); with keep_best
+    the best epoch's checkpoint survives the pruning to the newest keep_checkpoints."""
     save_checkpoint(
         {
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -271,6 +274,7 @@ def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn
             "wall_time_s": wall_time_s, "wandb_id": wandb_id, "world_size": world_size,
         },
         run_dir, epoch, keep=int(cfg.keep_checkpoints),
+        keep_epoch=best_epoch(history) if cfg.get("keep_best", False) else None,
     )
 
 
@@ -282,13 +286,18 @@ def run_identity(cfg: DictConfig, data: DataBundle, fields: dict[str, Any]) -> t
     return plain, {**cbl_config.comparable(plain), "data_source": fields["data_source"]}
 
 
-def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None) -> Tracker:
-    """wandb, grouped by dataset and imbalance factor, with the grouping fields as top-level config keys."""
+def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None,
+                 history: list[dict[str, Any]], data: DataBundle) -> Tracker:
+    """The run's wandb run (cbl/tracking.py): seeds of one configuration share a group, the grouping fields are
+    top-level config keys, and a resumed run (`wandb_id` and `history` from its checkpoint) replays its history."""
+    group = wandb_group(fields)
     return Tracker(
         mode=cfg.wandb.mode, project=cfg.wandb.project, entity=cfg.wandb.entity, run_dir=run_dir,
-        name=run_dir.name, group=f"{fields['dataset']}-if{fields['imbalance_factor']}",
-        job_type=fields["method"], tags=[fields["dataset"], fields["loss"], fields["model"], *cfg.wandb.tags],
-        config={**fields, "cfg": plain_cfg}, run_id=wandb_id, init_timeout=cfg.wandb.init_timeout,
+        name=run_dir.name, group=group, job_type=fields["method"], tags=run_tags(fields, cfg.wandb.tags),
+        config={**fields, "group": group, "sweep": cfg.get("name"), "subset_seed": cfg.dataset.get("subset_seed"),
+                "cfg": plain_cfg},
+        run_id=wandb_id, init_timeout=cfg.wandb.init_timeout, history=history,
+        classes=Classes(list(data.class_names), list(data.samples_per_class)),
     )
 
 
@@ -336,7 +345,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     if env.is_main:
         write_config(run_dir, cfg, data.source.record() if data.source else None)
         write_history(run_dir, history)
-        tracker = open_tracker(cfg, run_dir, fields, plain_cfg, wandb_id)
+        tracker = open_tracker(cfg, run_dir, fields, plain_cfg, wandb_id, history, data)
 
     train_model = model
     if env.distributed:
@@ -377,6 +386,8 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 record["seconds"],
             )
             if env.is_main:
+                row = epoch_row(record, last_eval if record["top1_err"] is not None else None)
+                tracker.keep(row)  # before the checkpoint: a resumed run replays every epoch it holds in full
                 save_run_checkpoint(
                     cfg, run_dir, epoch, model=model, optimizer=setup.optimizer, scheduler=setup.scheduler,
                     history=history, comparable=comparable, wall_time_s=wall_time + time.perf_counter() - session_start,
@@ -384,7 +395,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 )
                 maybe_kill("checkpoint")
                 write_history(run_dir, history)
-                tracker.log({k: v for k, v in record.items() if v is not None and k != "epoch"}, step=epoch)
+                tracker.log_epoch(row)  # after the checkpoint: wandb never holds an epoch it lacks
                 maybe_kill("epoch")
             barrier()
 
@@ -393,8 +404,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
         final = final_metrics(cfg, env, data, history, last_eval, fields, wall_time + time.perf_counter() - session_start)
         if env.is_main:
             write_json(run_dir / "metrics.json", final)
-            tracker.summary({k: final[k] for k in ("top1_err", "top5_err", "best_top1_err", "best_epoch")}
-                            | {f"shot_acc/{k}": v for k, v in final["shot_acc"].items() if v is not None})
+            tracker.log_final(final)
             tracker.finish(0)
         log.info("done: top-1 error %.2f%% (best %.2f%% at epoch %d), top-5 error %.2f%% -> %s",
                  final["top1_err"], final["best_top1_err"], final["best_epoch"], final["top5_err"], run_dir)

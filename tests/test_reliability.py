@@ -211,12 +211,15 @@ def test_wandb_gets_the_fields_dashboards_group_by(tmp_path, monkeypatch):
     train(cfg, tmp_path / "run")
     init = calls["init"]
     assert init["mode"] == "offline" and init["project"] == "cbl" and init["dir"] == str(tmp_path / "run")
-    assert init["group"] == "digits_lt-if10" and init["job_type"] == "focal"
+    # one group per configuration, seeds averaged (cbl/tracking.py wandb_group): readable prefix, then a hash
+    assert init["group"].startswith("digits_lt-if10-small_cnn-focal-b0.99-g1-fp32-e2-") and init["job_type"] == "focal"
     for key, value in {"loss": "focal", "beta": 0.99, "gamma": 1.0, "dataset": "digits_lt", "imbalance_factor": 10,
                        "model": "small_cnn", "seed": 0, "method": "focal"}.items():
         assert init["config"][key] == value, key
     assert init["config"]["cfg"]["optim"]["lr"] == 0.05  # the whole resolved config too
-    assert [step for step, _ in calls["log"]] == [1, 2] and {"train_loss", "lr", "top1_err"} <= set(calls["log"][0][1])
+    # one row per epoch, then the per-class table and charts (no step: they join the last epoch's row)
+    assert [step for step, _ in calls["log"]] == [1, 2, None] and {"train_loss", "lr", "top1_err"} <= set(calls["log"][0][1])
+    assert {"per_class", "per_class_acc_bar", "per_class_acc_vs_count"} == set(calls["log"][2][1])
     assert FakeRun.summary["top1_err"] == read_metrics(tmp_path / "run")["top1_err"]
     assert calls["finish"] == 0
 

@@ -1,0 +1,12 @@
+"""The project's commands as importable modules: each is a console script (pyproject.toml [project.scripts]), a
+`python -m cbl.commands.<name>` module, and a thin wrapper in scripts/ that the Makefile and README use.
+
+    cbl-make-table      make_table.py     the paper's tables from run directories (cbl.tables)
+    cbl-plot            plot.py           the paper's figures (cbl.figures)
+    cbl-sweep-summary   sweep_summary.py  finished / failed / incomplete runs of a sweep
+    cbl-dashboard       dashboard.py      a W&B workspace comparing the losses (cbl.reporting.dashboard)
+    cbl-bench           bench.py          training throughput, the standard recipe vs this project's path
+
+`cbl-train` (cbl.train) and `cbl-evaluate` (cbl.evaluate) live beside the code they run.  Each `main(argv, prog)`
+takes the program name for its messages: `cbl-make-table: error: ...` or, from the wrapper, `make_table.py: error: ...`.
+"""

@@ -1,0 +1,102 @@
+"""Draw the paper's figures as PNGs.
+
+    cbl-plot --out outputs/figures                          # Figure 3 (needs no runs)
+    cbl-plot --out outputs/figures --runs outputs/table2    # + Figures 4 and 5 from the runs
+    cbl-plot --out outputs/figures --runs outputs/table2/<run> --curves   # + per-run training curves
+    cbl-plot --out figs --runs benchmarks/x --recipe all --compare   # + error per epoch, per-class accuracy
+    python scripts/plot.py --out outputs/figures            # the same, from a checkout
+
+Fig. 3: the class-balanced term against n; Fig. 4: training samples per class; Fig. 5: top-1 error against
+beta per loss, one PNG per (dataset, IF); --compare: test error per epoch and per-class accuracy against the
+training count, one line per configuration; --curves: lr, train loss and top-1 error against epoch for every run
+under --runs (finished, failed and incomplete).  Figures use the finished runs of one recipe (--recipe, default
+the paper's, as the README tables), never a mix of recipes or data sources.  See cbl/figures.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cbl.cli import ArgumentParser, fail
+from cbl.runs import RunsError, find_runs_in, select_runs
+from cbl.tables import METRICS
+
+PROG = "cbl-plot"
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--runs", nargs="+", help="folder(s) searched recursively for run directories (Figures 4, 5, "
+                                              "--compare and --curves)")
+    p.add_argument("--recipe", default="paper",
+                   help="which finished runs: paper (default: the paper's recipe and data, as the README tables), "
+                        "one recipe as the tables spell it (e.g. 'precision=bf16'), or all (they must share one)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs whose recorded field KEY has VALUE (repeatable), as make_table --where")
+    p.add_argument("--metric", default="top1_err", choices=list(METRICS), help="error plotted in Figure 5")
+    p.add_argument("--compare", action="store_true",
+                   help="also test error per epoch and per-class accuracy against training count, one line per "
+                        "configuration, one PNG each per (dataset, IF)")
+    p.add_argument("--curves", action="store_true", help="also plot the training curves of every run under --runs")
+    args = p.parse_args(argv)
+    if (args.curves or args.compare) and not args.runs:
+        fail(prog, "--curves and --compare need --runs")
+
+    from cbl import figures  # after argument checks: importing matplotlib takes a moment
+
+    out = Path(args.out)
+    written = [figures.plot_cb_term(out / "fig3_cb_term.png")]
+    if args.runs:
+        try:
+            found = find_runs_in(args.runs)
+            runs = select_runs(found, args.recipe, args.where)
+            finished = [r for r in runs if r.status == "finished"]
+            recipes = sorted({", ".join(r.recipe_differences()) for r in finished})
+            if len(recipes) > 1:  # one figure never averages runs of different recipes or data
+                fail(prog, f"the runs under {' '.join(args.runs)} have {len(recipes)} recipes "
+                           f"({'; '.join(r or 'paper' for r in recipes)}): pick one with --recipe")
+            note = f" [{recipes[0]}]" if recipes and recipes[0] else ""
+            counts = figures.samples_per_class_data(finished)
+            panels = figures.error_vs_beta_data(finished, args.metric)
+            if counts:
+                written.append(figures.plot_samples_per_class(out / "fig4_samples_per_class.png", counts))
+            else:
+                print(f"{prog}: no finished runs with samples_per_class selected; Figure 4 skipped", file=sys.stderr)
+            for (dataset, imb), series in panels.items():
+                name = figures.safe_name(f"fig5_{dataset}_if{imb}") + ".png"
+                written.append(figures.plot_error_vs_beta(out / name, (dataset, imb), series, args.metric))
+            if not panels:
+                print(f"{prog}: no finished runs with beta > 0 selected; Figure 5 skipped", file=sys.stderr)
+            if args.compare:
+                for (dataset, imb), series in figures.error_per_epoch_data(finished).items():
+                    name = figures.safe_name(f"error_per_epoch_{dataset}_if{imb}") + ".png"
+                    written.append(figures.plot_error_per_epoch(out / name, (dataset, imb), series, note))
+                for (dataset, imb), series in figures.per_class_accuracy_data(finished).items():
+                    name = figures.safe_name(f"per_class_accuracy_{dataset}_if{imb}") + ".png"
+                    written.append(figures.plot_per_class_accuracy(out / name, (dataset, imb), series, note))
+            for run in runs if args.curves else []:
+                rel = _relative_name(run, args.runs)
+                if run.history():
+                    written.append(figures.plot_curves(out / "curves" / (figures.safe_name(rel) + ".png"), run, rel))
+        except RunsError as e:
+            fail(prog, str(e))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _relative_name(run, roots: list[str]) -> str:
+    """The run's path below the --runs folder that holds it (its own name when that folder is the run)."""
+    for root in roots:
+        try:
+            rel = run.path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            continue
+        return run.path.resolve().name if rel == "." else rel
+    return run.path.name
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""How far has a sweep got?  Counts finished / failed / incomplete runs under a folder and lists the ones
+that need attention.
+
+    cbl-sweep-summary outputs/table2        # or, from a checkout: python scripts/sweep_summary.py outputs/table2
+
+Failed runs are listed with their one-line error, incomplete ones (metrics.jsonl but no metrics.json:
+preempted, killed, or still running) with the last epoch reached and how long ago they last wrote a file, and
+both with their Hydra overrides when .hydra/overrides.yaml is there (what to relaunch).
+Exit status: 0 when every run finished, 1 otherwise, 2 on an error (no runs, unreadable JSON).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from cbl.cli import ArgumentParser, fail
+from cbl.runs import Run, RunsError, find_runs
+
+PROG = "cbl-sweep-summary"
+
+
+def _age(run: Run, now: float) -> str:
+    """How long ago the run last wrote its log: tells a preempted run (hours) from a running one (minutes)."""
+    files = [p for p in (run.path / "metrics.jsonl", run.path / "config.yaml") if p.is_file()]
+    if not files:
+        return ""
+    seconds = max(0.0, now - max(p.stat().st_mtime for p in files))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f", last written {seconds / size:.0f} {unit} ago"
+    return f", last written {seconds:.0f} s ago"
+
+
+def summary(root: str, runs: list[Run], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    by = {s: [r for r in runs if r.status == s] for s in ("finished", "failed", "incomplete")}
+    lines = [
+        f"{root}: {len(runs)} runs: {len(by['finished'])} finished, {len(by['failed'])} failed, "
+        f"{len(by['incomplete'])} incomplete"
+    ]
+
+    def rel(r: Run) -> str:
+        name = r.path.relative_to(root).as_posix()
+        return str(r.path) if name == "." else name
+
+    def extra(r: Run) -> list[str]:
+        out = [f"      {r.describe()}"] if r.describe() else []
+        if r.overrides is not None:
+            out.append(f"      overrides: {' '.join(r.overrides)}")
+        return out
+
+    if by["failed"]:
+        lines += ["", f"failed ({len(by['failed'])}):"]
+        for r in by["failed"]:
+            epoch = "" if r.last_epoch is None else f" (after epoch {r.last_epoch})"
+            lines += [f"  {rel(r)}: {r.error or 'no reason recorded'}{epoch}", *extra(r)]
+    if by["incomplete"]:
+        lines += ["", f"incomplete ({len(by['incomplete'])}):"]
+        for r in by["incomplete"]:
+            reached = "no epoch logged" if r.last_epoch is None else f"last epoch {r.last_epoch}"
+            lines += [f"  {rel(r)}: {reached}{_age(r, now)}", *extra(r)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("root", help="sweep folder, searched recursively for run directories")
+    args = p.parse_args(argv)
+    try:
+        runs = find_runs(args.root)
+    except RunsError as e:
+        fail(prog, str(e))
+    print(summary(args.root, runs))
+    return 0 if all(r.status == "finished" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
