@@ -1,4 +1,4 @@
-"""Execution settings that change how fast a run goes, never what it computes (see README "Performance").
+"""Execution settings that change how fast a run goes, never what it computes (see docs/performance.md).
 
 `tune_host_allocator()`: glibc's malloc hands a freed block above its mmap threshold straight back to the
 kernel and trims the top of its heap beyond the trim threshold, so a CPU training step re-faults the pages of
