@@ -2,8 +2,8 @@
 
 `tune_host_allocator()`: glibc's malloc hands a freed block above its mmap threshold straight back to the
 kernel and trims the top of its heap beyond the trim threshold, so a CPU training step re-faults the pages of
-its multi-megabyte activations every time (ResNet-32 at batch 128: about 9,000 minor page faults and 18 ms
-of kernel time per step on 2 cores).  Raising both thresholds keeps those blocks in the process; the
+its multi-megabyte activations every time (count them with `perf stat -e minor-faults` around a few steps).
+Raising both thresholds keeps those blocks in the process; the
 arithmetic is untouched.  `python -m cbl.train` does this when it trains on the CPU (set
 `CBL_TUNE_MALLOC=0` to keep glibc's defaults); it does nothing off glibc.
 

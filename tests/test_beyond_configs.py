@@ -41,7 +41,7 @@ CRITERIA = {"softmax": WeightedLoss, "sigmoid": WeightedLoss, "focal": WeightedL
             "balanced_softmax": BalancedSoftmaxLoss, "logit_adjusted": LogitAdjustedLoss}
 
 
-def test_the_method_group_holds_every_method_of_the_issue():
+def test_the_method_group_holds_every_documented_method():
     assert set(METHODS) == set(EXPECTED)
     assert set(LOSS_NAMES) == set(CRITERIA)
     assert {p.stem for p in (CONFIG_DIR / "sampler").glob("*.yaml")} == {"instance", "class_balanced", "sqrt"}

@@ -19,7 +19,7 @@ GROUP_OPTIONS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml"))
                  for g in ("dataset", "model", "loss", "optim", "experiment", "sweep")}
 
 
-def test_the_groups_hold_what_the_issues_name():
+def test_the_groups_hold_every_option_the_project_promises():
     assert set(GROUP_OPTIONS["dataset"]) >= {"cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012"}
     assert set(GROUP_OPTIONS["model"]) >= {"resnet32", "resnet50", "resnet101", "resnet152"}
     assert set(GROUP_OPTIONS["loss"]) >= {"softmax", "sigmoid", "focal"}

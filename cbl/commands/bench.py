@@ -665,6 +665,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     with tempfile.TemporaryDirectory(prefix="cbl-bench-") as tmp:
         if args.npz == "synthetic" or (args.npz is None and not SHARED_NPZ.exists()):
             npz, data = synthetic_npz(tmp), "synthetic uint8 images of CIFAR-10's shape (random; throughput only)"
+            if args.npz is None:  # said loudly: a user who expected real images must not miss it
+                print(f"{prog}: warning: no CIFAR-10 .npz at {SHARED_NPZ}: measuring SYNTHETIC random images "
+                      f"(throughput only); pass --npz <file>.npz for real ones", file=sys.stderr, flush=True)
         else:
             npz = str(args.npz or SHARED_NPZ)
             if not Path(npz).exists():
