@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from cbl import paper
+from cbl.reporting import paper
 from cbl.criterion import LOSS_NAMES, method_label
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.build import ARRAY_DATASETS
@@ -176,7 +176,7 @@ def by_rank(main: Any, other: Any) -> Any:
 
 
 def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
-    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.paper): x0.01 / x0.0001
+    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.reporting.paper): x0.01 / x0.0001
     for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
     balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
     return list(paper.TABLE2_BALANCED_FACTORS if balanced else paper.TABLE2_RECIPE["factors"])

@@ -12,7 +12,7 @@ Every criterion has `set_epoch(epoch)`; cbl.train calls it before each epoch (on
 
 `method_label` names the method a run belongs to for the results tables: the paper's own configurations
 (softmax / sigmoid / focal, effective-number weights, no deferral, instance sampling, reduction by B) are
-labelled by the loss name alone, which is how cbl.runs recognises Table 2/3 runs; anything else gets its own
+labelled by the loss name alone, which is how cbl.reporting.runs recognises Table 2/3 runs; anything else gets its own
 label (e.g. inverse_freq, cb_resample, drw, ldam_drw, balanced_softmax).
 """
 
@@ -45,7 +45,7 @@ def head_type(loss_name: str) -> str:
 
 def method_label(loss_cfg: Mapping, sampler: str = "instance") -> str:
     """The method name tables group by.  The paper's own configurations are labelled by the loss name alone
-    (which is how cbl.runs recognises Table 2/3 runs); every other configuration gets a label of its own,
+    (which is how cbl.reporting.runs recognises Table 2/3 runs); every other configuration gets a label of its own,
     its parts joined by "+" when several apply (e.g. "inverse_freq+drw", "balanced_softmax+cb_resample")."""
     name = str(loss_cfg["name"])
     drw = loss_cfg.get("drw_epoch") is not None

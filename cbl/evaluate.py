@@ -11,7 +11,7 @@ the data was, it is no config key), loads a checkpoint (the newest valid one by 
 exactly as training does (the same loader, batch size, precision, channels_last and compile settings: cbl.engine),
 and writes <run>/eval/<checkpoint name>/ (or --out): evaluation.json (top-1 / top-5 error, per-class and many /
 medium / few-shot accuracy, cbl.metrics.shot_accuracy, and what training recorded for that epoch), the confusion
-matrix and predictions, and two PNGs (cbl/eval_report.py).  On the device and precision it was trained with, a
+matrix and predictions, and two PNGs (cbl/reporting/eval_report.py).  On the device and precision it was trained with, a
 run's final checkpoint gives metrics.json's numbers exactly.
 
 `key=value` overrides change the run's config as on the `cbl-train` command line (existing keys only: a typo is
@@ -50,7 +50,7 @@ log = logging.getLogger("cbl.evaluate")
 
 PROG = "cbl-evaluate"
 EVAL_DIR = "eval"
-#: not metrics.json, which marks a run folder for cbl.runs.find_runs (tables, sweep summaries)
+#: not metrics.json, which marks a run folder for cbl.reporting.runs.find_runs (tables, sweep summaries)
 EVAL_FILE = "evaluation.json"
 
 
@@ -233,7 +233,7 @@ def _trained_as(state: dict[str, Any]) -> str:
 def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` and write its files; returns (evaluation.json's content, the output folder)."""
     from cbl.distributed import DistEnv, resolve_device
-    from cbl.eval_report import evaluate_with_predictions, plot_per_class_accuracy, write_confusion
+    from cbl.reporting.eval_report import evaluate_with_predictions, plot_per_class_accuracy, write_confusion
     from cbl.perf import compile_options
     from cbl.train import AMP_DTYPES, build_on, build_run_data, seed_everything
 

@@ -1,4 +1,4 @@
-"""Writing a run directory (cbl/runs.py reads it): config.yaml, metrics.jsonl, metrics.json.
+"""Writing a run directory (cbl/reporting/runs.py reads it): config.yaml, metrics.jsonl, metrics.json.
 
 Every file goes through an atomic write (cbl/checkpoint.py), so a reader never sees half a file.
 metrics.jsonl is rewritten whole from the run's history each epoch, so it always agrees with the newest
@@ -91,13 +91,13 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "beta": float(cfg.loss.beta),
         "gamma": float(cfg.loss.gamma),
         "method": method_label(cfg.loss, cfg.sampler.name),
-        # beyond the paper (cbl.runs.Run.settings shows the ones that differ from the paper's defaults)
+        # beyond the paper (cbl.reporting.runs.Run.settings shows the ones that differ from the paper's defaults)
         "weighting": cfg.loss.get("weighting", "effective_number"),
         "drw_epoch": cfg.loss.get("drw_epoch"),
         "reduction": cfg.loss.get("reduction", "batch"),
         "sampler": cfg.sampler.name,
         **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
-        # the recipe: a run whose recipe differs from the paper's never fills a paper cell (cbl.runs)
+        # the recipe: a run whose recipe differs from the paper's never fills a paper cell (cbl.reporting.runs)
         "epochs": int(cfg.optim.epochs),
         "batch_size": int(cfg.optim.batch_size),
         "optimizer": cfg.optim.name,

@@ -1,6 +1,6 @@
 """Write synthetic run directories in the exact on-disk format of cbl.train (metrics.json, metrics.jsonl,
-config.yaml), for the tests of cbl.runs, cbl.tables, cbl.figures and the scripts.  Written from the format
-description, not from cbl.runs."""
+config.yaml), for the tests of cbl.reporting.runs, cbl.reporting.tables, cbl.reporting.figures and the scripts.  Written from the format
+description, not from cbl.reporting.runs."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 
 from cbl.bank import BankError, train_bank, train_bank_epoch
 from cbl.checkpoint import checkpoint_path, load_checkpoint
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.train_utils import QUIET, compose_cfg, read_history, read_metrics, run_cli, tiny_cifar_overrides
 

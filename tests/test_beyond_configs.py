@@ -13,7 +13,7 @@ from cbl.criterion import LOSS_NAMES, build_criterion, head_type, method_label
 from cbl.data import long_tail_counts
 from cbl.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses import ClassBalancedLoss, WeightedLoss
-from cbl.runs import read_run
+from cbl.reporting.runs import read_run
 from cbl.run_files import run_fields
 from cbl.weighting import DeferredReweighting
 from tests.runfactory import write_run
@@ -66,7 +66,7 @@ def test_every_method_preset_composes_checks_builds_and_is_labelled(method, tmp_
     value = crit(net(torch.randn(2, 3, 32, 32)), torch.tensor([0, 9]))
     assert torch.isfinite(value)
     assert head_type(loss) == ("cosine" if loss == "ldam" else "softmax" if loss != "focal" else "focal")
-    # the fields a run records, read back by cbl.runs as the table's settings column
+    # the fields a run records, read back by cbl.reporting.runs as the table's settings column
     fields = run_fields(cfg, num_classes=10)
     write_run(tmp_path / method, loss=loss, beta=beta, gamma=gamma, method=fields["method"])
     metrics = tmp_path / method / "metrics.json"

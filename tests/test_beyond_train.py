@@ -7,7 +7,7 @@ import torch
 
 from cbl import train as train_module
 from cbl.checkpoint import list_checkpoints, load_latest_checkpoint
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.runfactory import run_script
 from tests.test_beyond_configs import EXPECTED

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from tests.train_utils import ROOT, demo_overrides, read_metrics, run_cli
 
 FAST = [*demo_overrides(epochs=2), "deterministic=true"]

@@ -1,4 +1,4 @@
-"""`cbl-evaluate` (cbl/evaluate.py, cbl/eval_report.py): a run's final checkpoint reproduces its metrics.json exactly;
+"""`cbl-evaluate` (cbl/evaluate.py, cbl/reporting/eval_report.py): a run's final checkpoint reproduces its metrics.json exactly;
 the confusion matrix and predictions agree with the errors by independent counting; bad input is one line, exit 2."""
 
 import json
@@ -14,7 +14,7 @@ from cbl.checkpoint import list_checkpoints
 from cbl.evaluate import main as evaluate_main
 from cbl.evaluate import state_dict_mismatch
 from cbl.metrics import shot_accuracy
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.data_fakes import write_cifar10
 from tests.train_utils import QUIET, ROOT, compose_cfg, demo_overrides, read_metrics, tiny_cifar_overrides
@@ -182,7 +182,7 @@ def test_state_dict_mismatch_names_keys_and_shapes():
 
 
 def test_many_classes_get_a_binned_png_and_no_dense_matrix(tmp_path, monkeypatch):
-    from cbl import eval_report
+    from cbl.reporting import eval_report
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(250), 2)

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from cbl.config import run_name
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from tests.train_utils import compose_cfg, demo_overrides, read_metrics, run_cli, run_torchrun
 
 SWEEP = [*demo_overrides(epochs=2), "device=cpu", "loss.beta=0.0,0.999"]

@@ -84,7 +84,7 @@ def parse_doc(name: str, text: str) -> Doc:
     for marker, start in open_at.items():
         doc.marker_problems.append(f"{name}:{start}: <!-- cbl:{marker}:start --> without an end marker")
     sections = {n for n, _, _ in doc.markers}
-    for i, line in enumerate(lines, 1):  # cbl.readme replaces a section only when its markers occur exactly once
+    for i, line in enumerate(lines, 1):  # cbl.reporting.readme replaces a section only when its markers occur exactly once
         for m in MARKER.finditer(line):
             if m.group(1) in sections and not MARKER_LINE.match(line):
                 doc.marker_problems.append(f"{name}:{i}: {m.group(0)} quoted in the text: the section could not be "

@@ -8,12 +8,11 @@ import signal
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from cbl import config as cbl_config
 from cbl.checkpoint import list_checkpoints
 from cbl.data.cifar import read_cifar_npz
-from cbl.runs import find_runs
+from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.train_utils import (
     QUIET, ROOT, compose_cfg, demo_overrides, read_history, read_metrics, run_cli, tiny_cifar_overrides,

@@ -1,4 +1,4 @@
-"""scripts/make_table.py and cbl.tables on synthetic sweeps.  Expected values are derived here by hand
+"""scripts/make_table.py and cbl.reporting.tables on synthetic sweeps.  Expected values are derived here by hand
 (statistics.mean / stdev, a hand-written choice of the best configuration), never from cbl's output."""
 
 import datetime
@@ -6,9 +6,9 @@ import statistics
 
 import pytest
 
-from cbl import paper
-from cbl.runs import find_runs
-from cbl.tables import build_methods, build_precision, build_table2, build_table3, make_table
+from cbl.reporting import paper
+from cbl.reporting.runs import find_runs
+from cbl.reporting.tables import build_methods, build_precision, build_table2, build_table3, make_table
 from tests.runfactory import load_script, run_script, write_history, write_run
 
 make_table_script = load_script("make_table")

@@ -1,11 +1,11 @@
-"""cbl.paper parses cbl/paper_tables.md; the expected cells below were read off the Markdown by hand."""
+"""cbl.reporting.paper parses cbl/reporting/paper_tables.md; the expected cells below were read off the Markdown by hand."""
 
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from cbl import paper
+from cbl.reporting import paper
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_table3_cells():
 
 
 def test_malformed_file_gives_a_clear_error(monkeypatch):
-    text = (ROOT / "cbl" / "paper_tables.md").read_text().replace("| 34.32 |", "| 34.3x |")
+    text = (ROOT / "cbl" / "reporting" / "paper_tables.md").read_text().replace("| 34.32 |", "| 34.3x |")
     monkeypatch.setattr(paper, "_text", lambda: text)
     paper._table2.cache_clear()
     try:
@@ -56,7 +56,7 @@ def test_malformed_file_gives_a_clear_error(monkeypatch):
 
 def test_paper_tables_md_is_package_data_and_a_verbatim_copy():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "paper_tables.md" in config["tool"]["setuptools"]["package-data"]["cbl"]
+    assert "paper_tables.md" in config["tool"]["setuptools"]["package-data"]["cbl.reporting"]
     shared = ROOT.parent / "shared" / "PAPER_TABLES.md"  # present in the development checkout, not in CI clones
     if shared.is_file():
-        assert (ROOT / "cbl" / "paper_tables.md").read_bytes() == shared.read_bytes()
+        assert (ROOT / "cbl" / "reporting" / "paper_tables.md").read_bytes() == shared.read_bytes()

@@ -1,4 +1,4 @@
-"""scripts/plot.py and cbl.figures: the plotted arrays against hand-computed values, and the PNGs."""
+"""scripts/plot.py and cbl.reporting.figures: the plotted arrays against hand-computed values, and the PNGs."""
 
 import json
 import statistics
@@ -6,8 +6,8 @@ import statistics
 import numpy as np
 import pytest
 
-from cbl import figures
-from cbl.runs import find_runs
+from cbl.reporting import figures
+from cbl.reporting.runs import find_runs
 from tests.runfactory import load_script, write_history, write_run
 
 plot_script = load_script("plot")

@@ -1,4 +1,4 @@
-"""cbl.runs: finding run directories, their status, and the per-cell statistics."""
+"""cbl.reporting.runs: finding run directories, their status, and the per-cell statistics."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from cbl.runs import RunsError, find_runs, is_paper_method, read_history, summarize
+from cbl.reporting.runs import RunsError, find_runs, is_paper_method, read_history, summarize
 from tests.runfactory import write_history, write_run
 
 
@@ -155,7 +155,7 @@ def test_runs_recorded_before_the_recipe_fields_read_them_from_config_yaml(tmp_p
     ["experiment=table3"], ["experiment=table3", "dataset=ilsvrc2012", "model=resnet152", "dataset.input_size=320"],
 ])
 def test_the_shipped_configs_are_the_paper_recipe(tmp_path, overrides):
-    """A run of the default configs on the official data has no recipe difference (the configs and cbl.paper agree)."""
+    """A run of the default configs on the official data has no recipe difference (the configs and cbl.reporting.paper agree)."""
     from cbl.run_files import run_fields
     from tests.train_utils import compose_cfg
 

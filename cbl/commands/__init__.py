@@ -1,8 +1,8 @@
 """The project's commands as importable modules: each is a console script (pyproject.toml [project.scripts]), a
 `python -m cbl.commands.<name>` module, and a thin wrapper in scripts/ that the Makefile and README use.
 
-    cbl-make-table      make_table.py     the paper's tables from run directories (cbl.tables)
-    cbl-plot            plot.py           the paper's figures (cbl.figures)
+    cbl-make-table      make_table.py     the paper's tables from run directories (cbl.reporting.tables)
+    cbl-plot            plot.py           the paper's figures (cbl.reporting.figures)
     cbl-sweep-summary   sweep_summary.py  finished / failed / incomplete runs of a sweep
     cbl-dashboard       dashboard.py      a W&B workspace comparing the losses (cbl.reporting.dashboard)
     cbl-bench           bench.py          training throughput, the standard recipe vs this project's path

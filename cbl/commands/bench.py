@@ -700,7 +700,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
 def write_readme(args, report: dict[str, Any]) -> None:
     if not args.readme:
         return
-    from cbl.readme import MarkerError, update_file
+    from cbl.reporting.readme import MarkerError, update_file
 
     name = args.marker or ("bench-gpu" if report["device"] == "cuda" else "bench-cpu")
     try:

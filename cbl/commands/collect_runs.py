@@ -4,7 +4,7 @@ checkpoints or wandb files) into a folder meant to be committed, keeping each ru
     cbl-collect-runs --runs outputs/table2 --to benchmarks/evidence_lossy --recipe all \\
         --where precision=bf16 --where 'data_source=npz:cifar10_jpeg_lossy.npz@*'
 
-The copies are complete run directories for cbl.runs: tables and figures made from the folder show the same numbers
+The copies are complete run directories for cbl.reporting.runs: tables and figures made from the folder show the same numbers
 as from the runs themselves.  A run already collected is overwritten only when its metrics.json differs.
 """
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
-from cbl.runs import RunsError, find_runs_in, select_runs
+from cbl.reporting.runs import RunsError, find_runs_in, select_runs
 
 PROG = "cbl-collect-runs"
 #: the files that describe a finished run; everything else (checkpoints, wandb/, logs) stays behind

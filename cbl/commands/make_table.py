@@ -5,13 +5,13 @@
     python scripts/make_table.py --runs outputs/demo --table methods [--marker demo]   # the same, from a checkout
 
 --runs takes several folders; --recipe paper keeps the runs that may fill the paper's cells (its recipe, float32,
-the official data), --where KEY=VALUE filters on the recorded run fields (cbl.runs.select_runs).
+the official data), --where KEY=VALUE filters on the recorded run fields (cbl.reporting.runs.select_runs).
 --table 2: Table 2 (ResNet-32, long-tailed CIFAR); 3: Table 3 (iNat 2017/2018, ILSVRC 2012); methods: any runs
 grouped by (dataset, IF, model, method, loss, beta, gamma, settings beyond the paper), e.g. `make compare-methods`;
 precision: bf16 against float32 runs of the same configuration, paired by seed (`make precision-check`).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, methods or precision, or --marker).  Failed and incomplete runs
-are left out and listed.  See cbl/tables.py.
+are left out and listed.  See cbl/reporting/tables.py.
 
 --wandb-project also logs the table to W&B as a run of job type "table" (a wandb.Table, rows as printed, and the
 --figure images), so the dashboard (`make dashboard`) shows the README's numbers; offline by default (`wandb sync
@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail, invocation
-from cbl.readme import MarkerError, update_file
+from cbl.reporting.readme import MarkerError, update_file
 from cbl.reporting.table_run import TableRunError, log_table
-from cbl.runs import RunsError, find_runs_in, select_runs
-from cbl.tables import BUILDERS, METRICS, TableError, make_table
+from cbl.reporting.runs import RunsError, find_runs_in, select_runs
+from cbl.reporting.tables import BUILDERS, METRICS, TableError, make_table
 
 PROG = "cbl-make-table"
 

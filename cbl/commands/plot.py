@@ -10,7 +10,7 @@ Fig. 3: the class-balanced term against n; Fig. 4: training samples per class; F
 beta per loss, one PNG per (dataset, IF); --compare: test error per epoch and per-class accuracy against the
 training count, one line per configuration; --curves: lr, train loss and top-1 error against epoch for every run
 under --runs (finished, failed and incomplete).  Figures use the finished runs of one recipe (--recipe, default
-the paper's, as the README tables), never a mix of recipes or data sources.  See cbl/figures.py.
+the paper's, as the README tables), never a mix of recipes or data sources.  See cbl/reporting/figures.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
-from cbl.runs import RunsError, find_runs_in, select_runs
-from cbl.tables import METRICS
+from cbl.reporting.runs import RunsError, find_runs_in, select_runs
+from cbl.reporting.tables import METRICS
 
 PROG = "cbl-plot"
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if (args.curves or args.compare) and not args.runs:
         fail(prog, "--curves and --compare need --runs")
 
-    from cbl import figures  # after argument checks: importing matplotlib takes a moment
+    from cbl.reporting import figures  # after argument checks: importing matplotlib takes a moment
 
     out = Path(args.out)
     written = [figures.plot_cb_term(out / "fig3_cb_term.png")]

@@ -15,7 +15,7 @@ import sys
 import time
 
 from cbl.cli import ArgumentParser, fail
-from cbl.runs import Run, RunsError, find_runs
+from cbl.reporting.runs import Run, RunsError, find_runs
 
 PROG = "cbl-sweep-summary"
 

@@ -10,7 +10,7 @@
               difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the seeds present in both.
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
-The paper's numbers come from `cbl.paper`; Δ = ours − paper.  Every builder returns structured data (tested
+The paper's numbers come from `cbl.reporting.paper`; Δ = ours − paper.  Every builder returns structured data (tested
 against hand-computed values) and a `render_*` turns it into Markdown.
 
 Public API: `build_table2`, `build_table3`, `build_methods`, `build_precision`, `render_table2`, `render_table3`,
@@ -23,8 +23,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cbl import paper
-from cbl.runs import PAPER_LOSSES, Run, Stat, is_paper_method, summarize
+from cbl.reporting import paper
+from cbl.reporting.runs import PAPER_LOSSES, Run, Stat, is_paper_method, summarize
 
 #: Error metrics a table can report as its top-1 number: the last epoch (what the paper reports) or the best.
 METRICS = {"top1_err": "last epoch", "best_top1_err": "best epoch"}

@@ -27,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cbl import paper
+from cbl.reporting import paper
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
 PAPER_LOSSES = ("softmax", "sigmoid", "focal")
@@ -37,7 +37,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
     "tau": None, "s": None, "max_m": None,
 }
-#: what every paper cell also needs besides the paper's recipe (cbl.paper.recipe): float32 (bf16 autocast is
+#: what every paper cell also needs besides the paper's recipe (cbl.reporting.paper.recipe): float32 (bf16 autocast is
 #: another computation), this repo's default data order (docs/deviations.md), and the official data release
 #: (cbl/data/provenance.py); absent precision / order = recorded before the option existed, with these values
 REFERENCE_RUNTIME = {"precision": "fp32", "order": "shuffled"}
@@ -199,7 +199,7 @@ class Run:
         return self.config.get("data_source")
 
     def recipe_differences(self, *without: str) -> list[str]:
-        """How this run's recipe differs from the one behind its paper table (cbl.paper.recipe), precision, data
+        """How this run's recipe differs from the one behind its paper table (cbl.reporting.paper.recipe), precision, data
         order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
         a run that may fill a paper cell.  Keys in `without` are not compared."""
         cfg, out = self.config, []
@@ -237,7 +237,7 @@ class Run:
     @property
     def identity(self) -> str:
         """Everything recorded about the configuration but the seed, as one string: two finished runs with the same
-        identity, seed and subset seed are the same run twice (cbl.tables counts the newest once)."""
+        identity, seed and subset seed are the same run twice (cbl.reporting.tables counts the newest once)."""
         cfg = {k: v for k, v in self.config.items() if k != "seed"}
         return json.dumps([cfg, self.metrics.get("subset_seed")], sort_keys=True, default=str)
 
@@ -289,7 +289,7 @@ class Run:
         path = self.path / ".hydra" / "overrides.yaml"
         if not path.is_file():
             return None
-        import yaml  # only needed here; keeps `import cbl.runs` light
+        import yaml  # only needed here; keeps `import cbl.reporting.runs` light
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -329,7 +329,7 @@ def _recipe_from_config_yaml(path: Path) -> dict[str, Any]:
     file = path / "config.yaml"
     if not file.is_file():
         return {}
-    import yaml  # only needed here; keeps `import cbl.runs` light
+    import yaml  # only needed here; keeps `import cbl.reporting.runs` light
 
     try:
         cfg = yaml.safe_load(file.read_text(encoding="utf-8"))

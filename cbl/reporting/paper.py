@@ -1,6 +1,6 @@
 """The paper's published numbers (Cui et al., CVPR 2019, Tables 2 and 3) as structured records.
 
-The numbers live in `cbl/paper_tables.md` (a verbatim copy of the project's PAPER_TABLES.md, shipped as
+The numbers live in `cbl/reporting/paper_tables.md` (a verbatim copy of the project's PAPER_TABLES.md, shipped as
 package data) and are parsed from there, so there is exactly one place where a paper number is typed.
 All values are top-1 / top-5 error in percent.  A "-" cell (beta / gamma that do not apply) becomes None.
 
@@ -123,7 +123,7 @@ def _optional(cell: str, where: str) -> float | None:
 
 
 def _text() -> str:
-    return resources.files("cbl").joinpath("paper_tables.md").read_text(encoding="utf-8")
+    return resources.files("cbl.reporting").joinpath("paper_tables.md").read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=None)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cbl.losses import effective_number
-from cbl.runs import Run, is_paper_method, summarize
+from cbl.reporting.runs import Run, is_paper_method, summarize
 
 FIG3_BETAS = (0.9, 0.99, 0.999, 0.9999)
 
