@@ -37,15 +37,11 @@ demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed d
 	$(PY) -m cbl.train sweep=demo $(ARGS)
 	$(PY) scripts/make_table.py --runs outputs/demo --table methods
 
-# which runs the methods table shows: the sweep's paper-loss presets land in outputs/table2, the others in
-# outputs/methods (run folders are named by configuration); change it with ARGS that change the dataset
-METHODS_WHERE ?= --where dataset=cifar10_lt --where imbalance_factor=100 --where epochs=200
-
 compare-methods: $(STAMP) ## beyond the paper: CB loss vs 9 other long-tail methods (CIFAR-10-LT IF 100 unless ARGS says), table into docs/beyond_the_paper.md
 	status=0; \
 	$(PY) -m cbl.train sweep=methods resume=true $(ARGS) || status=1; \
 	$(PY) scripts/sweep_summary.py outputs/methods || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table2 outputs/methods --table methods $(METHODS_WHERE) \
+	$(PY) scripts/make_table.py --runs outputs/table2 outputs/methods --table methods --sweep "sweep=methods $(ARGS)" \
 	    --readme docs/beyond_the_paper.md --marker methods; \
 	exit $$status
 
@@ -68,12 +64,12 @@ precision-check: $(STAMP) ## bf16 autocast vs float32: 8 runs paired by seed (CI
 
 # the JPEG-lossy CIFAR-10 copy (never the paper's data: its runs get tables of their own)
 CBL_LOSSY_NPZ ?= ../shared/data/cifar10_jpeg_lossy.npz
-EVIDENCE_WHERE = --where dataset=cifar10_lt --where imbalance_factor=100 --where 'data_source=npz:$(notdir $(CBL_LOSSY_NPZ))@*'
 
-evidence-lossy: $(STAMP) ## CIFAR-10-LT IF 100, full schedule, on the lossy CIFAR-10 copy (6 runs, hours on a CPU): summaries into benchmarks/, tables and figures into README.md
+evidence-lossy: $(STAMP) ## CIFAR-10-LT IF 100, full schedule, on the lossy CIFAR-10 copy (6 runs, hours on a CPU): summaries into benchmarks/, tables into README.md, figures into docs/figures/
 	status=0; \
 	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) -m cbl.train sweep=evidence_lossy resume=true $(ARGS) || status=1; \
-	$(PY) scripts/collect_runs.py --runs outputs/table2 --to benchmarks/evidence_lossy $(EVIDENCE_WHERE) || status=1; \
+	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) scripts/collect_runs.py --runs outputs/table2 --to benchmarks/evidence_lossy \
+	    --sweep "sweep=evidence_lossy $(ARGS)" || status=1; \
 	$(MAKE) --no-print-directory evidence-tables || status=1; \
 	exit $$status
 

@@ -44,7 +44,7 @@ from cbl.perf import compile_options
 from cbl.reproducibility import seed_everything
 from cbl.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
-                       record_failure, refuse_to_overwrite, resume, run_identity, save_run_checkpoint)
+                       record_failure, refuse_to_overwrite, resume, resume_identity, save_run_checkpoint)
 from cbl.tracking import Tracker, epoch_row
 
 log = logging.getLogger("cbl.bank")
@@ -161,7 +161,7 @@ def _train_members(members: list[Member]) -> None:
     for m in members:
         seed_everything(int(m.cfg.seed), bool(m.cfg.deterministic))  # each network starts as in its separate run
         m.setup = build_on(m.cfg, env, data)
-        plain, m.comparable = run_identity(m.cfg, data, m.progress.fields)
+        plain, m.comparable = resume_identity(m.cfg, data, m.progress.fields)
         if m.cfg.resume:
             try:
                 m.start_epoch, m.wall_time, m.wandb_id = resume(m.cfg, m.run_dir, env, m.setup, m.comparable,

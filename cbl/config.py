@@ -27,12 +27,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from cbl.reporting import paper
+from cbl import recipes
 from cbl.criterion import LOSS_NAMES, method_label
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.build import ARRAY_DATASETS
 from cbl.data.custom import CUSTOM_DATASETS
-from cbl.data.epoch import ORDERS
+from cbl.data.epoch import ORDERS, check_order
 from cbl.data.list_file import EVAL_SPLITS, LIST_BENCHMARKS
 from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
 from cbl.distributed import process_rank
@@ -115,10 +115,15 @@ def _canonical(value: Any) -> Any:
 
 
 def run_identity(plain_cfg: dict[str, Any]) -> dict[str, Any]:
-    """What names a run: the comparable config (everything that changes what is computed) and the data file it reads
-    (dataset.npz is a runtime key for resuming, but another file is other data: another run)."""
-    npz = (plain_cfg.get("dataset") or {}).get("npz")
+    """What names a run: the comparable config (everything that changes what is computed) and the data it reads:
+    the .npz file's name (dataset.npz is a runtime key for resuming, but another file is other data: another run;
+    the same file elsewhere is the same run) and, for your own datasets, the absolute root (and lists_dir)."""
+    ds = plain_cfg.get("dataset") or {}
+    npz = ds.get("npz")
     identity = {**comparable(plain_cfg), "data_file": Path(str(npz)).name if npz else None}
+    if ds.get("name") in CUSTOM_DATASETS:  # your own data is wherever its root points: another root, another run
+        identity["data_root"] = [str(Path(str(ds[k])).expanduser().resolve()) if ds.get(k) else None
+                                 for k in ("root", "lists_dir")]
     # a key added later at its default computes what runs before it computed: leaving it out keeps their names
     for dotted, default in ADDED_KEYS.items():
         group, leaf = dotted.split(".")
@@ -160,6 +165,28 @@ def run_group(plain_cfg: dict[str, Any]) -> str:
     return table if label == loss.get("name") and label in ("softmax", "sigmoid", "focal") else "methods"
 
 
+def sweep_runs(overrides: list[str]) -> set[str]:
+    """The run name (cbl.config.run_name, the run's folder) of every job that `python -m cbl.train -m <overrides>` runs, e.g. ["sweep=methods",
+    "seed=0,1"]: the sweep file's hydra.sweeper.params and the sweep values of `overrides` (which win over the file's)
+    expanded as Hydra's basic sweeper does, each job composed and named.  Lets a table show exactly one sweep's runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(overrides)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        base = compose("train", overrides=[o.input_line for o in given if not o.is_sweep_override()],
+                       return_hydra_config=True)
+        params = {str(k): f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()}
+        params.update({o.get_key_element(): o.input_line for o in given})  # the command line wins
+        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(list(params.values())), None)
+        out = set()
+        for job in jobs:
+            out.add(run_name(OmegaConf.to_container(compose("train", overrides=list(job)), resolve=True)))
+    return out
+
+
 def _run_name_resolver(*, _root_: DictConfig) -> str:
     return run_name(_plain(_root_))
 
@@ -176,10 +203,10 @@ def by_rank(main: Any, other: Any) -> Any:
 
 
 def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
-    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.reporting.paper): x0.01 / x0.0001
+    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.recipes): x0.01 / x0.0001
     for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
     balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
-    return list(paper.TABLE2_BALANCED_FACTORS if balanced else paper.TABLE2_RECIPE["factors"])
+    return list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"])
 
 
 def register_resolvers() -> None:
@@ -325,10 +352,13 @@ def _check_order(ds: DictConfig, sampler: str) -> None:
     order = ds.get("order", "shuffled")
     if order not in ORDERS:
         _fail("dataset.order", order, f"choose one of {', '.join(ORDERS)}")
+    try:
+        check_order(order, sampler)  # the rule the loaders apply: authors_stream needs instance sampling
+    except ValueError:
+        _fail("dataset.order", order, f"it replays the authors' instance-sampled stream and needs sampler=instance "
+                                      f"(this run uses sampler={sampler})")
     if order == "authors_stream" and ds.name not in ARRAY_DATASETS:
         _fail("dataset.order", order, f"it replays the authors' CIFAR pipeline ({', '.join(ARRAY_DATASETS)}); {ds.name} allows only shuffled")
-    if order == "authors_stream" and sampler != "instance":
-        _fail("dataset.order", order, f"it replays the authors' instance-sampled stream and needs sampler=instance (this run uses sampler={sampler})")
 
 
 def _check_custom_dataset(ds: DictConfig) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -101,13 +101,18 @@ def evaluate(
     *,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
+    on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict[str, Any]:
-    """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes)."""
+    """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes);
+    `on_batch(logits, labels)` sees each batch's float32 logits (cbl-evaluate keeps the predictions)."""
     model.eval()
     acc = EvalAccumulator(num_classes, ks=(1, 5))
     for images, labels in loader:
         with autocast(device, amp_dtype):
             logits = model(images)
-        acc.update(logits.float(), labels)
+        logits = logits.float()
+        acc.update(logits, labels)
+        if on_batch is not None:
+            on_batch(logits, labels)
     acc.all_reduce()
     return acc.compute()

@@ -25,7 +25,6 @@ build (the differing state-dict keys and shapes are named), an unknown key.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ from cbl.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, 
                             load_checkpoint, load_latest_checkpoint)
 from cbl.cli import ArgumentParser, fail
 from cbl.metrics import shot_accuracy
+from cbl.reporting.runs import RunsError, read_history
 from cbl.run_files import write_json
 
 log = logging.getLogger("cbl.evaluate")
@@ -87,15 +87,12 @@ def _run_dir_of(path: Path) -> Path | None:
 
 
 def _history(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's metrics.jsonl (one line per epoch; a torn last line, from a killed writer, is skipped)."""
-    rows = []
+    """The run's metrics.jsonl, one record per epoch ([] without one; cbl.reporting.runs.read_history)."""
     path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+    try:
+        return read_history(path) if path.is_file() else []
+    except RunsError as e:  # a damaged line in the middle: one line for the user, as any other bad input
+        raise EvalError(str(e)) from None
 
 
 def _best(run_dir: Path) -> Path:

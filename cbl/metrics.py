@@ -121,6 +121,11 @@ class EvalAccumulator:
         return out
 
 
+def shot_group(n: int, many_threshold: int = 100, few_threshold: int = 20) -> str:
+    """"many" (n > many_threshold), "few" (n < few_threshold) or "medium": the group of a class with n training images."""
+    return "many" if n > many_threshold else "few" if n < few_threshold else "medium"
+
+
 def shot_accuracy(
     per_class_acc: Sequence[float | None],
     samples_per_class: Sequence[int],
@@ -144,6 +149,5 @@ def shot_accuracy(
     for acc, n in zip(per_class_acc, samples_per_class):
         if acc is None:
             continue
-        group = "many" if n > many_threshold else "few" if n < few_threshold else "medium"
-        groups[group].append(float(acc))
+        groups[shot_group(n, many_threshold, few_threshold)].append(float(acc))
     return {g: (sum(v) / len(v) if v else None) for g, v in groups.items()}

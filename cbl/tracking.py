@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbl.metrics import shot_accuracy
+from cbl.metrics import shot_accuracy, shot_group
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,6 @@ def class_key(index: int, name: str, num_classes: int) -> str:
     """`class_acc/<index>_<name>`, the index zero-padded so that a dashboard sorts the series by class."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "class"
     return f"class_acc/{index:0{len(str(num_classes - 1))}d}_{safe}"
-
-
-def shot_group(count: int, many_threshold: int = 100, few_threshold: int = 20) -> str:
-    """"many" / "medium" / "few", with the thresholds of cbl.metrics.shot_accuracy."""
-    return "many" if count > many_threshold else "few" if count < few_threshold else "medium"
 
 
 def epoch_row(record: dict[str, Any], evaluation: dict[str, Any] | None) -> dict[str, Any]:
@@ -319,7 +314,8 @@ class Tracker:
 
     @property
     def run_id(self) -> str | None:
-        """The run's id, also after a wandb failure (the checkpoint keeps it for the next attempt); None if disabled."""
+        """The run's id, also after a wandb failure (the checkpoint keeps it for the next attempt); None for a disabled
+        tracker opened without one."""
         return self._id
 
     def _disable(self, what: str, error: BaseException) -> None:

@@ -278,7 +278,7 @@ def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn
     )
 
 
-def run_identity(cfg: DictConfig, data: DataBundle, fields: dict[str, Any]) -> tuple[dict, dict]:
+def resume_identity(cfg: DictConfig, data: DataBundle, fields: dict[str, Any]) -> tuple[dict, dict]:
     """Adds what the data is to the run's `fields`; returns the plain resolved config and the comparable one: what a
     checkpoint must match to be resumed (the config without runtime keys, and the data source)."""
     fields.update(num_classes=data.num_classes, data_source=data.source.id if data.source else None)
@@ -304,7 +304,7 @@ def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_c
 def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list[dict[str, Any]],
                   last_eval: dict[str, Any], fields: dict[str, Any], wall_time: float) -> dict[str, Any]:
     """metrics.json of a finished run: the last epoch's errors (what the paper reports) and the best."""
-    best = min((r for r in history if r["top1_err"] is not None), key=lambda r: r["top1_err"])
+    best = next(r for r in history if r["epoch"] == best_epoch(history))
     return {
         "status": "finished",
         "error": None,
@@ -338,7 +338,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
 
     setup = build(cfg, env)
     data, model, device = setup.data, setup.model, env.device
-    plain_cfg, comparable = run_identity(cfg, data, fields)
+    plain_cfg, comparable = resume_identity(cfg, data, fields)
     start_epoch, wall_time, wandb_id = resume(cfg, run_dir, env, setup, comparable, history) if cfg.resume else (1, 0.0, None)
 
     tracker = Tracker(mode="disabled", project="", run_dir=run_dir, name="")

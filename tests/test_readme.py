@@ -34,8 +34,7 @@ GROUPS = ("dataset", "model", "loss", "optim", "sampler", "experiment", "method"
 TOP_LEVEL_FILES = ("Makefile", "environment.yml", "requirements.lock", "pyproject.toml")
 REPO_DIRS = ("configs", "cbl", "scripts", "tests", "docs", "benchmarks", "hydra_plugins")
 #: make variables whose value is a command line of a script (the others, ARGS, hold Hydra overrides)
-MAKE_SCRIPT_VARS = {"BENCH_ARGS": "scripts/bench.py", "DASHBOARD_ARGS": "scripts/dashboard.py",
-                    "METHODS_WHERE": "scripts/make_table.py"}
+MAKE_SCRIPT_VARS = {"BENCH_ARGS": "scripts/bench.py", "DASHBOARD_ARGS": "scripts/dashboard.py"}
 PLACEHOLDER = "\x00"
 SEPARATORS = {";", "&&", "||", "|", "&"}
 

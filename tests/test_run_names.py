@@ -64,3 +64,9 @@ def test_hydra_resolves_the_run_folder_to_output_dir_group_name():
     cfg = compose_cfg("output_dir=/tmp/o", "loss=sigmoid", return_hydra_config=True)
     assert cfg.hydra.run.dir == f"/tmp/o/table2/{name('loss=sigmoid')}"
     assert cfg.hydra.sweep.subdir == name("loss=sigmoid")
+
+
+def test_your_own_data_elsewhere_is_another_run(tmp_path):
+    a = name("dataset=imagefolder", f"dataset.root={tmp_path / 'a'}")
+    assert a == name("dataset=imagefolder", f"dataset.root={tmp_path / 'x' / '..' / 'a'}")  # the same folder
+    assert a != name("dataset=imagefolder", f"dataset.root={tmp_path / 'b'}")

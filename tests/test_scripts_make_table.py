@@ -303,3 +303,28 @@ def test_recipe_and_where_select_the_runs_of_a_table(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         runs("--where", "dataset")
     assert e.value.code == 2 and "--where 'dataset' is not allowed: write key=value" in capsys.readouterr().err
+
+
+def test_sweep_selects_exactly_the_runs_a_multirun_trains(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from cbl.config import run_name
+    from tests.train_utils import compose_cfg
+
+    def folder(*overrides):  # where cbl.train puts that job
+        return tmp_path / "runs" / run_name(OmegaConf.to_container(compose_cfg(*overrides), resolve=True))
+
+    write_run(folder("sweep=methods", "method=softmax"), loss="softmax", top1=30.0)
+    write_run(folder("sweep=methods", "method=ldam"), loss="ldam", method="ldam", top1=27.0)
+    write_run(folder("sweep=methods", "method=ldam", "seed=1"), loss="ldam", method="ldam", seed=1, top1=26.0)
+    write_run(folder("loss=softmax", "loss.beta=0.9"), loss="softmax", beta=0.9, top1=28.0)  # Table 2's, not the sweep's
+    argv = ["--runs", str(tmp_path / "runs"), "--table", "methods"]
+    assert make_table_script.main([*argv, "--sweep", "sweep=methods"]) == 0
+    out = capsys.readouterr().out
+    assert "30.00" in out and "27.00" in out and "26.00" not in out and "28.00" not in out
+    assert make_table_script.main([*argv, "--sweep", "sweep=methods seed=0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "26.50 ± 0.71" in out and "28.00" not in out  # ldam over seeds 0 and 1
+    with pytest.raises(SystemExit) as e:
+        make_table_script.main([*argv, "--sweep", "sweep=nonesuch"])
+    assert e.value.code == 2 and "--sweep 'sweep=nonesuch'" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     cbl-make-table      make_table.py     the paper's tables from run directories (cbl.reporting.tables)
     cbl-plot            plot.py           the paper's figures (cbl.reporting.figures)
     cbl-sweep-summary   sweep_summary.py  finished / failed / incomplete runs of a sweep
+    cbl-collect-runs    collect_runs.py   finished runs' summaries into a folder to commit (never checkpoints)
     cbl-dashboard       dashboard.py      a W&B workspace comparing the losses (cbl.reporting.dashboard)
     cbl-bench           bench.py          training throughput, the standard recipe vs this project's path
 

@@ -4,8 +4,8 @@ checkpoints or wandb files) into a folder meant to be committed, keeping each ru
     cbl-collect-runs --runs outputs/table2 --to benchmarks/evidence_lossy --recipe all \\
         --where precision=bf16 --where 'data_source=npz:cifar10_jpeg_lossy.npz@*'
 
-The copies are complete run directories for cbl.reporting.runs: tables and figures made from the folder show the same numbers
-as from the runs themselves.  A run already collected is overwritten only when its metrics.json differs.
+The copies are complete run directories for cbl.reporting.runs: tables and figures made from the folder show the
+same numbers as from the runs themselves.  Collecting again overwrites the copies with the runs' current files.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
-from cbl.reporting.runs import RunsError, find_runs_in, select_runs
+from cbl.commands.run_selection import add_selection_arguments, selected_runs
+from cbl.reporting.runs import RunsError
 
 PROG = "cbl-collect-runs"
 #: the files that describe a finished run; everything else (checkpoints, wandb/, logs) stays behind
@@ -42,14 +43,11 @@ def collect(runs, to: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", required=True, nargs="+", help="folder(s) searched recursively for run directories")
     p.add_argument("--to", required=True, help="folder to copy the summaries into")
-    p.add_argument("--recipe", default="all", help="paper, all (default) or one recipe, as make_table --recipe")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs whose recorded field KEY has VALUE (repeatable), as make_table --where")
+    add_selection_arguments(p, recipe="all")
     args = p.parse_args(argv)
     try:
-        runs = [r for r in select_runs(find_runs_in(args.runs), args.recipe, args.where) if r.status == "finished"]
+        runs = [r for r in selected_runs(args) if r.status == "finished"]
         if not runs:
             raise RunsError(f"no finished run under {' '.join(args.runs)} matches the selection")
         for dest in collect(runs, Path(args.to)):

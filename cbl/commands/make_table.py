@@ -28,7 +28,8 @@ from pathlib import Path
 from cbl.cli import ArgumentParser, fail, invocation
 from cbl.reporting.readme import MarkerError, update_file
 from cbl.reporting.table_run import TableRunError, log_table
-from cbl.reporting.runs import RunsError, find_runs_in, select_runs
+from cbl.commands.run_selection import add_selection_arguments, selected_runs
+from cbl.reporting.runs import RunsError
 from cbl.reporting.tables import BUILDERS, METRICS, TableError, make_table
 
 PROG = "cbl-make-table"
@@ -37,13 +38,9 @@ PROG = "cbl-make-table"
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", required=True, nargs="+", help="folder(s) searched recursively for run directories")
     p.add_argument("--table", required=True, choices=list(BUILDERS), help="which table")
-    p.add_argument("--recipe", default="all",
-                   help="which runs: all (default; tables 2 and 3 give each recipe a table of its own), paper (the "
-                        "paper's recipe and data only), or one recipe as the tables spell it, e.g. 'precision=bf16'")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs whose recorded field KEY has VALUE, e.g. --where dataset=cifar10_lt (repeatable)")
+    # --recipe all: tables 2 and 3 give each recipe a table of its own
+    add_selection_arguments(p, recipe="all")
     p.add_argument("--metric", default="top1_err", choices=list(METRICS),
                    help="the top-1 number: top1_err (last epoch, as in the paper; default) or best_top1_err")  # fmt: skip
     p.add_argument("--out", help="also write the Markdown table to this file")
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             fail(prog, f"--figure {figure} does not exist")
 
     try:
-        runs = select_runs(find_runs_in(args.runs, missing_ok=args.all_rows), args.recipe, args.where)
+        runs = selected_runs(args, missing_ok=args.all_rows)
         markdown, used = make_table(args.table, runs, args.metric, all_rows=args.all_rows)
     except (RunsError, TableError) as e:
         fail(prog, str(e))

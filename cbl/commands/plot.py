@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
-from cbl.reporting.runs import RunsError, find_runs_in, select_runs
+from cbl.commands.run_selection import add_selection_arguments, selected_runs
+from cbl.reporting.runs import RunsError, one_vote
 from cbl.reporting.tables import METRICS
 
 PROG = "cbl-plot"
@@ -28,13 +29,8 @@ PROG = "cbl-plot"
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder for the PNGs")
-    p.add_argument("--runs", nargs="+", help="folder(s) searched recursively for run directories (Figures 4, 5, "
-                                              "--compare and --curves)")
-    p.add_argument("--recipe", default="paper",
-                   help="which finished runs: paper (default: the paper's recipe and data, as the README tables), "
-                        "one recipe as the tables spell it (e.g. 'precision=bf16'), or all (they must share one)")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs whose recorded field KEY has VALUE (repeatable), as make_table --where")
+    # Figures 4, 5, --compare and --curves read runs; by default those of the README tables; all: they must share one
+    add_selection_arguments(p, recipe="paper", runs_required=False)
     p.add_argument("--metric", default="top1_err", choices=list(METRICS), help="error plotted in Figure 5")
     p.add_argument("--compare", action="store_true",
                    help="also test error per epoch and per-class accuracy against training count, one line per "
@@ -43,6 +39,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = p.parse_args(argv)
     if (args.curves or args.compare) and not args.runs:
         fail(prog, "--curves and --compare need --runs")
+    if args.runs and not any(Path(r).is_dir() for r in args.runs):  # one missing folder of several is fine
+        fail(prog, f"{' '.join(args.runs)} is not a directory" if len(args.runs) == 1 else
+             f"none of {' '.join(args.runs)} is a directory")
 
     from cbl.reporting import figures  # after argument checks: importing matplotlib takes a moment
 
@@ -50,9 +49,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     written = [figures.plot_cb_term(out / "fig3_cb_term.png")]
     if args.runs:
         try:
-            found = find_runs_in(args.runs)
-            runs = select_runs(found, args.recipe, args.where)
-            finished = [r for r in runs if r.status == "finished"]
+            # folders that do not exist (yet: outputs/table3 before any Table 3 run) add nothing
+            runs = selected_runs(args, missing_ok=True)
+            finished, _ = one_vote([r for r in runs if r.status == "finished"])  # as the tables count them
             recipes = sorted({", ".join(r.recipe_differences()) for r in finished})
             if len(recipes) > 1:  # one figure never averages runs of different recipes or data
                 fail(prog, f"the runs under {' '.join(args.runs)} have {len(recipes)} recipes "

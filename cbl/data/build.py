@@ -43,7 +43,7 @@ from cbl.data.arrays import ArraySplit, check_labels
 from cbl.data.cifar import CIFAR_SPECS, load_cifar_lt
 from cbl.data.custom import CUSTOM_DATASETS, CUSTOM_KEYS, custom_splits
 from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
-from cbl.data.epoch import ORDERS, authors_records, check_sampler
+from cbl.data.epoch import ORDERS, authors_records, check_order, check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
 from cbl.data.provenance import DataSource
@@ -246,9 +246,7 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
-    order = _choice(cfg, "order", ORDERS, "shuffled")
-    if order == "authors_stream" and sampler != "instance":
-        raise ValueError(f"dataset.order='authors_stream' replays the authors' instance-sampled stream and needs sampler 'instance'; got sampler {sampler!r}")
+    order = check_order(_get(cfg, "order", "shuffled"), sampler, name="dataset.order")
     make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
     train, test, counts, names, size, channels, extra, source = make(name, cfg, batch_size, eval_batch_size, shared,
                                                                      torch_opts, sampler)

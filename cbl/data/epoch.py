@@ -158,11 +158,13 @@ CHUNK_EPOCHS = 2
 _STREAM_KEY = 0x5712EA  # spawn key: a chunk's generator never coincides with an epoch generator
 
 
-def check_order(order: str, sampler: str = "instance") -> str:
+def check_order(order: str, sampler: str = "instance", name: str = "order") -> str:
+    """The one check of an order and the sampler it goes with (the loaders, build_data and the config check call it)."""
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+        raise ValueError(f"{name} must be one of {', '.join(ORDERS)}; got {order!r}")
     if order == "authors_stream" and sampler != "instance":
-        raise ValueError(f"order 'authors_stream' replays the authors' instance-sampled stream and needs sampler 'instance'; got sampler {sampler!r}")
+        raise ValueError(f"{name}='authors_stream' replays the authors' instance-sampled stream and needs sampler "
+                         f"'instance'; got sampler {sampler!r}")
     return order
 
 

@@ -10,9 +10,11 @@ beside the paper's numbers (Cui et al., CVPR 2019, Tables 2 and 3).  So every ru
                 ImageNet-LT, Places-LT   the split files list the official numbers of train / test images and
                                classes (Liu et al., CVPR 2019; a run evaluated on the val list is not "official":
                                papers report the test list)
-              your own data (imagefolder, listfile) is never "official": its id is the content hash
               otherwise "<kind>:<name>@sha256:<first 16 hex digits>", e.g.
-                "npz:cifar10_jpeg_lossy.npz@sha256:1a2b...", the content hash of what was read
+                "npz:cifar10_jpeg_lossy.npz@sha256:1a2b...", a hash of what was read: the file's bytes (an .npz,
+                a CIFAR folder's files, iNaturalist's JSON files), the sorted (relative path, label) list of an
+                image folder (ILSVRC, imagefolder; the pixels are not hashed), or the list files (listfile);
+                your own data (imagefolder, listfile) is never "official"
     official  id == "official"
     detail    one line saying how the id was established (file names, sizes, full hashes)
 

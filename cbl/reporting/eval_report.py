@@ -27,8 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cbl.engine import autocast
-from cbl.metrics import EvalAccumulator
+from cbl.engine import evaluate
 
 #: a dense [C, C] int64 matrix up to this many classes (ILSVRC's 1000: 8 MB); beyond, predictions.npz holds the pairs
 DENSE_MAX = 2000
@@ -48,20 +47,15 @@ class EvalResult:
 @torch.no_grad()
 def evaluate_with_predictions(model: nn.Module, loader: Iterable, num_classes: int, *, device: torch.device,
                               amp_dtype: torch.dtype | None = None) -> EvalResult:
-    """`cbl.engine.evaluate`, step for step, keeping each example's label and top-1 prediction."""
-    model.eval()
-    acc = EvalAccumulator(num_classes, ks=(1, 5))
+    """`cbl.engine.evaluate`, keeping each example's label and top-1 prediction."""
     labels, predicted = [], []
-    for images, y in loader:
-        with autocast(device, amp_dtype):
-            logits = model(images)
-        logits = logits.float()
-        acc.update(logits, y)
+
+    def keep(logits: torch.Tensor, y: torch.Tensor) -> None:
         labels.append(y.reshape(-1).cpu())
         predicted.append(logits.argmax(1).cpu())  # argmax: the first of tied maxima, as cbl.metrics ranks them
-    acc.all_reduce()
-    return EvalResult(acc.compute(), torch.cat(labels).numpy().astype(np.int64),
-                      torch.cat(predicted).numpy().astype(np.int64))
+
+    metrics = evaluate(model, loader, num_classes, device=device, amp_dtype=amp_dtype, on_batch=keep)
+    return EvalResult(metrics, torch.cat(labels).numpy().astype(np.int64), torch.cat(predicted).numpy().astype(np.int64))
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

@@ -14,34 +14,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+# TABLE3_DATASETS: Table 3's datasets in column order; recipe: the training recipe behind each table (cbl.recipes)
+from cbl.recipes import TABLE3_DATASETS, recipe  # noqa: F401  (re-exported)
+
 #: Focal-loss gammas of the paper's Table 2 baseline columns.
 FOCAL_GAMMAS = (0.5, 1.0, 2.0)
-#: Table 3 datasets in column order, named as `run.dataset` names them.
-TABLE3_DATASETS = ("inat2017", "inat2018", "ilsvrc2012")
-
-#: The training recipe behind each table (the paper's Sec. 5 and the authors' scripts; see DESIGN.md), in the
-#: fields a run records (cbl.run_files.run_fields).  `lr` is the rate after warm-up, lr * batch / reference_batch.
-#: The CIFAR factors multiply the base lr from each milestone on: x0.01 / x0.0001 in the long-tailed scripts,
-#: x0.1 / x0.01 in the balanced one (IF 1, `cifar_trainval.sh` passes no multipliers: cifar_main.py's default).
-TABLE2_RECIPE = {
-    "model": "resnet32", "epochs": 200, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "warmup_epochs": 5,
-    "milestones": [160, 180], "factors": [0.01, 1e-4], "weight_decay": 2e-4, "momentum": 0.9, "nesterov": False,
-}  # fmt: skip
-TABLE2_BALANCED_FACTORS = [0.1, 0.01]
-TABLE3_RECIPE = {
-    "epochs": 90, "batch_size": 1024, "optimizer": "sgd", "lr": 0.4, "warmup_epochs": 5, "milestones": [30, 60, 80],
-    "factors": [0.1, 0.01, 0.001], "weight_decay": 1e-4, "momentum": 0.9, "nesterov": True,
-}  # fmt: skip
-
-
-def recipe(dataset: str | None, imbalance_factor: float | None = None) -> dict | None:
-    """The paper's recipe for a run's dataset (Table 2 for CIFAR, Table 3 for iNat / ILSVRC), None for others."""
-    name = (dataset or "").removesuffix("_lt")
-    if name in _DATASETS.values():
-        return TABLE2_RECIPE | ({"factors": TABLE2_BALANCED_FACTORS} if imbalance_factor == 1 else {})
-    if name in TABLE3_DATASETS:
-        return dict(TABLE3_RECIPE)
-    return None
 
 _TABLE2_HEADER = [
     "dataset", "IF", "Softmax", "Sigmoid", "Focal g=0.5", "Focal g=1.0", "Focal g=2.0",

@@ -10,7 +10,7 @@ A run directory holds `metrics.json` (written by `cbl.train` at the end of a run
 
 Used by scripts/make_table.py, scripts/plot.py and scripts/sweep_summary.py.
 
-Public API: `find_runs(root) -> list[Run]`, `find_runs_in(roots)`, `select_runs(runs, recipe, where)`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
+Public API: `find_runs(root) -> list[Run]`, `find_runs_in(roots)`, `one_vote(runs)`, `select_runs(runs, recipe, where)`, `Run`, `RunsError`, `Stat`, `summarize(values)`,
 `is_paper_method(run)`, `PAPER_LOSSES`, `SETTINGS_DEFAULTS`, `REFERENCE_RUNTIME`.
 """
 
@@ -121,14 +121,14 @@ class Run:
     # ------------------------------------------------------------------ the run's configuration
     @cached_property
     def config(self) -> dict[str, Any]:
-        """`metrics.json["run"]`: dataset, imbalance_factor, model, input_size, loss, beta, gamma, ...; for runs
-        recorded before the recipe and data source were (cbl.run_files.run_fields), those read from config.yaml."""
+        """`metrics.json["run"]`: dataset, imbalance_factor, model, input_size, loss, beta, gamma, ...  What it lacks
+        (a run stopped before metrics.json, or recorded before the recipe and data source were) is read from the
+        run's config.yaml, so such runs can still be described and selected."""
         run = self.metrics.get("run")
-        return {**self.from_config_yaml, **run} if isinstance(run, dict) else {}
-
-    @cached_property
-    def from_config_yaml(self) -> dict[str, Any]:
-        return _recipe_from_config_yaml(self.path)
+        run = run if isinstance(run, dict) else {}
+        if all(k in run for k in ("optimizer", "data_source")):  # complete: no YAML to parse
+            return run
+        return {**_fields_from_config_yaml(self.path), **run}
 
     @property
     def dataset(self) -> str | None:
@@ -177,7 +177,7 @@ class Run:
         return self.settings_without()
 
     def settings_without(self, *keys: str) -> str:
-        """`settings` leaving out `keys` (e.g. "precision", to pair the runs that differ only in it)."""
+        """`settings` leaving out `keys`."""
         cfg = self.config
         parts = []
         for key, default in SETTINGS_DEFAULTS.items():
@@ -202,7 +202,7 @@ class Run:
         """How this run's recipe differs from the one behind its paper table (cbl.reporting.paper.recipe), precision, data
         order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
         a run that may fill a paper cell.  Keys in `without` are not compared."""
-        cfg, out = self.config, []
+        out = []
         reference = {**(paper.recipe(self.dataset, self.imbalance_factor) or {}), **REFERENCE_RUNTIME}
         missing = []
         for key, want in reference.items():
@@ -232,7 +232,8 @@ class Run:
 
     @property
     def seed(self) -> int | None:
-        return self.metrics.get("seed")
+        seed = self.metrics.get("seed")
+        return self.config.get("seed") if seed is None else seed
 
     @property
     def identity(self) -> str:
@@ -317,15 +318,19 @@ class Run:
         return " ".join(parts)
 
 
-#: run field <- config.yaml key, for runs whose metrics.json predates the recipe fields
+#: run field <- config.yaml key, for runs whose metrics.json lacks them
+_DESCRIPTION_KEYS = {"dataset": ("dataset", "name"), "imbalance_factor": ("dataset", "imbalance_factor"),
+                     "model": ("model", "name"), "input_size": ("dataset", "input_size"), "loss": ("loss", "name"),
+                     "beta": ("loss", "beta"), "gamma": ("loss", "gamma"), "epochs": ("optim", "epochs"),
+                     "batch_size": ("optim", "batch_size")}  # fmt: skip
 _RECIPE_KEYS = {"optimizer": "name", "lr": "lr", "reference_batch": "reference_batch", "warmup_epochs": "warmup_epochs",
                 "milestones": "milestones", "factors": "factors", "weight_decay": "weight_decay",
                 "momentum": "momentum", "nesterov": "nesterov"}  # fmt: skip
 
 
-def _recipe_from_config_yaml(path: Path) -> dict[str, Any]:
-    """The recipe fields and data source a run's config.yaml holds ({} without one).  A data source that was not
-    hashed is named by its file: "npz:<file> (not hashed)"."""
+def _fields_from_config_yaml(path: Path) -> dict[str, Any]:
+    """The run fields a run's config.yaml holds: what it is, its recipe and data source ({} without one).  A data
+    source that was not hashed is named by its file: "npz:<file> (not hashed)"."""
     file = path / "config.yaml"
     if not file.is_file():
         return {}
@@ -339,6 +344,10 @@ def _recipe_from_config_yaml(path: Path) -> dict[str, Any]:
         return {}
     optim, dataset = cfg.get("optim"), cfg.get("dataset")
     out = {k: optim[v] for k, v in _RECIPE_KEYS.items() if isinstance(optim, dict) and v in optim}
+    for field_name, (group, key) in _DESCRIPTION_KEYS.items():
+        if isinstance(cfg.get(group), dict) and key in cfg[group]:
+            out[field_name] = cfg[group][key]
+    out.update({k: cfg[k] for k in ("seed", "precision") if k in cfg})
     source = cfg.get("data_source")
     if isinstance(source, dict) and source.get("id"):
         out["data_source"] = source["id"]
@@ -396,10 +405,6 @@ class SelectionError(RunsError):
     """A --recipe / --where selection that is malformed or would mix recipes where it must not."""
 
 
-#: --recipe values with a meaning of their own; any other value is a recipe as `Run.deviations` spells it
-RECIPE_CHOICES = ("paper", "all")
-
-
 def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ()) -> list[Run]:
     """The runs a table or figure shows.  Finished runs are kept when their recipe matches `recipe` ("paper": no
     recipe difference, the runs that may fill the paper's cells; "all"; or a recipe spelled as
@@ -430,11 +435,26 @@ def _holds(run: Run, key: str, value: str) -> bool:
     if not run.config:  # nothing recorded (an incomplete run): it cannot be told apart, keep it
         return True
     have = run.config.get(key)
+    if isinstance(have, bool):  # true / false as YAML and JSON spell them
+        return str(have).lower() == value.lower()
     try:
         return have is not None and not isinstance(have, bool) and float(have) == float(value)
     except (TypeError, ValueError):
         # text compares as a shell-style pattern: data_source='npz:cifar10_jpeg_lossy.npz@*'
         return fnmatch.fnmatchcase(str(have).lower(), value.lower())
+
+
+def one_vote(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, list[Run]]]]:
+    """Each run once: of the runs with the same recorded configuration (data source included), seed and subset seed
+    (the same run trained twice, e.g. in two folders), the newest (`finished_at`) counts, so a duplicate never
+    changes a mean or an n.  Returns the runs kept, in their order, and (kept, the others) per duplicated run."""
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.identity, r.seed), []).append(r)
+    newest = {key: max(rs, key=lambda r: (r.finished_at, str(r.path))) for key, rs in groups.items()}
+    duplicates = [(newest[key], [r for r in rs if r is not newest[key]]) for key, rs in groups.items() if len(rs) > 1]
+    keep = {id(r) for r in newest.values()}
+    return [r for r in runs if id(r) in keep], duplicates
 
 
 def find_runs_in(roots: Iterable[str | os.PathLike], missing_ok: bool = False) -> list[Run]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from cbl.reporting import paper
 from cbl.reporting.runs import PAPER_LOSSES, Run, Stat, is_paper_method, summarize
+from cbl.reporting.runs import one_vote as runs_one_vote
 
 #: Error metrics a table can report as its top-1 number: the last epoch (what the paper reports) or the best.
 METRICS = {"top1_err": "last epoch", "best_top1_err": "best epoch"}
@@ -149,20 +150,12 @@ def _finished(runs: Iterable[Run], metric: str, notes: Notes) -> list[Run]:
 
 
 def one_vote(runs: list[Run], notes: Notes) -> list[Run]:
-    """Each run once: of the finished runs with the same recorded configuration (data source included), seed and
-    subset seed (the same run trained twice, e.g. in two folders), the newest counts and the note names the others,
-    so a duplicate never changes a mean or an n."""
-    by_key = _group(runs, lambda r: (r.identity, r.seed))
-    kept = []
-    for rs in by_key.values():
-        newest = max(rs, key=lambda r: (r.finished_at, str(r.path)))
-        kept.append(newest)
-        if len(rs) > 1:
-            others = ", ".join(f"`{r.path}`" for r in rs if r is not newest)
-            notes.lines.append(f"{newest.describe()}: {len(rs)} runs of the same configuration and seed; the newest, "
-                               f"`{newest.path}`, counts once, not {others}")  # fmt: skip
-    keep = {id(r) for r in kept}
-    return [r for r in runs if id(r) in keep]
+    """`cbl.reporting.runs.one_vote`, its duplicates named in the notes."""
+    kept, duplicates = runs_one_vote(runs)
+    for newest, others in duplicates:
+        notes.lines.append(f"{newest.describe()}: {len(others) + 1} runs of the same configuration and seed; the "
+                           f"newest, `{newest.path}`, counts once, not {', '.join(f'`{r.path}`' for r in others)}")
+    return kept
 
 
 def _stat(runs: list[Run], metric: str) -> Stat | None:
