@@ -41,7 +41,7 @@ from torch import Tensor
 
 from cbl.data.arrays import ArraySplit, check_labels
 from cbl.data.cifar import CIFAR_SPECS, load_cifar_lt
-from cbl.data.custom import CUSTOM_DATASETS, CUSTOM_KEYS, custom_splits
+from cbl.data.custom import CUSTOM_DATASETS, CUSTOM_KEYS, custom_splits, setting
 from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
 from cbl.data.epoch import ORDERS, authors_records, check_order, check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
@@ -103,21 +103,15 @@ def _as_dict(cfg) -> dict:
     return dict(cfg)
 
 
-def _get(cfg: dict, key: str, default):
-    """cfg[key], with an absent key and an explicit null both meaning "the default"."""
-    value = cfg.get(key)
-    return default if value is None else value
-
-
 def _flag(cfg: dict, key: str, default: bool) -> bool:
-    value = _get(cfg, key, default)
+    value = setting(cfg, key, default)
     if not isinstance(value, bool):
         raise ValueError(f"dataset.{key} must be true or false; got {value!r}")
     return value
 
 
 def _choice(cfg: dict, key: str, allowed: tuple, default):
-    value = _get(cfg, key, default)
+    value = setting(cfg, key, default)
     if value not in allowed:
         raise ValueError(f"dataset.{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
     return value
@@ -143,16 +137,16 @@ def _announce(line: str, rank: int) -> None:
 
 
 def _load_arrays(name: str, cfg: dict) -> tuple[ArraySplit, str, float]:
-    subset_seed = _get(cfg, "subset_seed", 0)
+    subset_seed = setting(cfg, "subset_seed", 0)
     if name == "digits_lt":
-        imbalance_factor = _get(cfg, "imbalance_factor", 10.0)
-        split = load_digits_lt(imbalance_factor, subset_seed, _get(cfg, "n_max", DIGITS_N_MAX),
-                               _get(cfg, "test_per_class", DIGITS_TEST_PER_CLASS))
+        imbalance_factor = setting(cfg, "imbalance_factor", 10.0)
+        split = load_digits_lt(imbalance_factor, subset_seed, setting(cfg, "n_max", DIGITS_N_MAX),
+                               setting(cfg, "test_per_class", DIGITS_TEST_PER_CLASS))
     else:
-        imbalance_factor = _get(cfg, "imbalance_factor", 100.0)
-        split = load_cifar_lt(name.removesuffix("_lt"), _get(cfg, "root", "data"), imbalance_factor, subset_seed,
+        imbalance_factor = setting(cfg, "imbalance_factor", 100.0)
+        split = load_cifar_lt(name.removesuffix("_lt"), setting(cfg, "root", "data"), imbalance_factor, subset_seed,
                               download=_flag(cfg, "download", False), npz=cfg.get("npz"), n_max=cfg.get("n_max"))
-    source = "scikit-learn load_digits" if name == "digits_lt" else (cfg.get("npz") or f"{_get(cfg, 'root', 'data')}/")
+    source = "scikit-learn load_digits" if name == "digits_lt" else (cfg.get("npz") or f"{setting(cfg, 'root', 'data')}/")
     return split, f", imbalance factor {imbalance_factor:g}, subset_seed {subset_seed}, from {source}", imbalance_factor
 
 
@@ -174,13 +168,13 @@ def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, 
     order = _choice(cfg, "order", ORDERS, "shuffled")
     records = _record_order(name, cfg, split, imbalance_factor) if order == "authors_stream" else None
     h, w, channels = split.image_shape
-    size = _get(cfg, "input_size", h)
+    size = setting(cfg, "input_size", h)
     if size != h or h != w:
         raise ValueError(f"input_size for {name} must be {h} (its images are {h}x{w}); got {size!r}")
     digits = name == "digits_lt"
-    mean = _get(cfg, "mean", [128.0] if digits else list(CIFAR_MEAN))
-    std = _get(cfg, "std", [128.0] if digits else list(CIFAR_STD))
-    pad = _get(cfg, "pad", 0 if digits else 4)
+    mean = setting(cfg, "mean", [128.0] if digits else list(CIFAR_MEAN))
+    std = setting(cfg, "std", [128.0] if digits else list(CIFAR_STD))
+    pad = setting(cfg, "pad", 0 if digits else 4)
     flip = _flag(cfg, "flip", not digits)
     drop_last = _flag(cfg, "drop_last", False)
     if loader == "tensor":
@@ -199,13 +193,13 @@ def _array_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, 
 
 def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, shared: dict, torch_opts: dict, sampler: str):
     _choice(cfg, "loader", ("torch",), "torch")  # JPEG datasets do not fit on the device as one tensor
-    order = _get(cfg, "order", "shuffled")
+    order = setting(cfg, "order", "shuffled")
     if order != "shuffled":  # the authors' stream is their CIFAR pipeline; their large-scale input differs
         raise ValueError(f"dataset.order={order!r} is not supported for {name}: only 'shuffled' ('authors_stream' replays the authors' CIFAR pipeline)")
     custom = name in CUSTOM_DATASETS  # your own data: small input sizes too (cbl/data/transforms.py)
-    size = (check_file_input_size if custom else check_input_size)(_get(cfg, "input_size", 224))
-    mean, std = _get(cfg, "mean", list(IMAGENET_MEAN)), _get(cfg, "std", list(IMAGENET_STD))
-    root = _get(cfg, "root", "data")
+    size = (check_file_input_size if custom else check_input_size)(setting(cfg, "input_size", 224))
+    mean, std = setting(cfg, "mean", list(IMAGENET_MEAN)), setting(cfg, "std", list(IMAGENET_STD))
+    root = setting(cfg, "root", "data")
     make_tf = file_image_transform if custom else inception_transform
     train_tf, test_tf = make_tf(True, size, mean, std), make_tf(False, size, mean, std)
     where = f", from {root}/"
@@ -243,10 +237,10 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     if unknown:
         raise ValueError(f"dataset config for {name} has unknown or inapplicable keys {unknown}; allowed: {', '.join(sorted(ALLOWED_KEYS[name]))}")
     shared = dict(seed=seed, device=torch.device(device), rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
-    torch_opts = dict(num_workers=_get(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
+    torch_opts = dict(num_workers=setting(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
-    order = check_order(_get(cfg, "order", "shuffled"), sampler, name="dataset.order")
+    order = check_order(setting(cfg, "order", "shuffled"), sampler, name="dataset.order")
     make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
     train, test, counts, names, size, channels, extra, source = make(name, cfg, batch_size, eval_batch_size, shared,
                                                                      torch_opts, sampler)

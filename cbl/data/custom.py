@@ -48,7 +48,8 @@ class FileSplits:
     extra: str  # for the one-line data summary
 
 
-def _get(cfg: dict, key: str, default):
+def setting(cfg: dict, key: str, default):
+    """cfg[key], with an absent key and an explicit null both meaning "the default"."""
     value = cfg.get(key)
     return default if value is None else value
 
@@ -70,7 +71,7 @@ def custom_splits(name: str, cfg: dict, train_transform, test_transform) -> File
         what = f"from {root}/"
     else:
         if name in LIST_BENCHMARKS:
-            lists = benchmark_lists(name, _required(cfg, name, "lists_dir"), _get(cfg, "eval_split", "test"))
+            lists = benchmark_lists(name, _required(cfg, name, "lists_dir"), setting(cfg, "eval_split", "test"))
         else:
             lists = (_required(cfg, name, "train_list"), _required(cfg, name, "val_list"))
         train, test, names, source = list_splits(name, root, *lists, train_transform, test_transform)
@@ -78,7 +79,7 @@ def custom_splits(name: str, cfg: dict, train_transform, test_transform) -> File
         what = f"from {lists[0]} and {lists[1]}, images under {root}/"
     if cfg.get("imbalance_factor") is not None:
         imbalance_factor = cfg["imbalance_factor"]
-        subset_seed = _get(cfg, "subset_seed", 0)
+        subset_seed = setting(cfg, "subset_seed", 0)
         kept, counts = long_tail_subset(labels[0], len(names), imbalance_factor, cfg.get("n_max"), subset_seed, names)
         train.keep(kept)
         what = (f"long-tailed subset IF {float(imbalance_factor):g} (n_max {counts[0]}, subset_seed {subset_seed}) of "
