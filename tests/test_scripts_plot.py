@@ -146,3 +146,30 @@ def test_cli_compare_figures_of_one_recipe_and_never_a_mix(tmp_path, capsys):
         plot_script.main(["--out", str(tmp_path / "mixed"), "--runs", str(runs), "--recipe", "all", "--compare"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "have 2 recipes (paper; data=npz:l.npz@sha256:2222222222222222)" in err
+
+
+def test_figures_of_another_recipe_say_so_in_their_title(tmp_path, monkeypatch):
+    titles = {}
+    monkeypatch.setattr(figures, "_save", _title_recorder(titles, figures._save))
+    lossy = {"data_source": "npz:l.npz@sha256:2222222222222222"}
+    write_run(tmp_path / "lossy" / "softmax", loss="softmax", top1=30.0, **lossy)
+    write_run(tmp_path / "lossy" / "cb", loss="focal", beta=0.9999, gamma=1.0, top1=25.0, **lossy)
+    assert plot_script.main(["--out", str(tmp_path / "f"), "--runs", str(tmp_path / "lossy"), "--recipe", "all",
+                             "--compare"]) == 0  # fmt: skip
+    for name in ("error_per_epoch_cifar10_lt_if100.png", "per_class_accuracy_cifar10_lt_if100.png",
+                 "fig5_cifar10_lt_if100.png"):  # fmt: skip
+        assert titles[name].endswith("\nnot the paper's setting: data=npz:l.npz@sha256:2222222222222222"), name
+    titles.clear()
+    write_run(tmp_path / "paper" / "softmax", loss="softmax", top1=30.0)
+    write_run(tmp_path / "paper" / "cb", loss="focal", beta=0.9999, gamma=1.0, top1=25.0)
+    assert plot_script.main(["--out", str(tmp_path / "g"), "--runs", str(tmp_path / "paper"), "--compare"]) == 0
+    assert titles["fig5_cifar10_lt_if100.png"] == "cifar10_lt IF 100: error vs β (Fig. 5)"
+    assert "\n" not in titles["error_per_epoch_cifar10_lt_if100.png"]
+
+
+def _title_recorder(titles: dict, save):
+    def record(fig, path):
+        titles[path.name] = fig.axes[0].get_title()
+        return save(fig, path)
+
+    return record

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             if len(recipes) > 1:  # one figure never averages runs of different recipes or data
                 fail(prog, f"the runs under {' '.join(args.runs)} have {len(recipes)} recipes "
                            f"({'; '.join(r or 'paper' for r in recipes)}): pick one with --recipe")
-            note = f" [{recipes[0]}]" if recipes and recipes[0] else ""
+            note = f"not the paper's setting: {recipes[0]}" if recipes and recipes[0] else ""
             counts = figures.samples_per_class_data(finished)
             panels = figures.error_vs_beta_data(finished, args.metric)
             if counts:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                 print(f"{prog}: no finished runs with samples_per_class selected; Figure 4 skipped", file=sys.stderr)
             for (dataset, imb), series in panels.items():
                 name = figures.safe_name(f"fig5_{dataset}_if{imb}") + ".png"
-                written.append(figures.plot_error_vs_beta(out / name, (dataset, imb), series, args.metric))
+                written.append(figures.plot_error_vs_beta(out / name, (dataset, imb), series, args.metric, note))
             if not panels:
                 print(f"{prog}: no finished runs with beta > 0 selected; Figure 5 skipped", file=sys.stderr)
             if args.compare:

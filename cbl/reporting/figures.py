@@ -134,7 +134,14 @@ def _label_order(label: str) -> tuple:
     return (head, label)
 
 
-def plot_error_vs_beta(out: Path, panel: tuple[str, object], series: dict[str, dict], metric: str = "top1_err") -> Path:
+def _title(ax, text: str, note: str) -> None:
+    """Axes title; a recipe note (how the runs differ from the paper's recipe) goes on a second, smaller line so a
+    long data-source name neither gets cut off nor widens the figure."""
+    ax.set_title(f"{text}\n{note}" if note else text, fontsize=9 if note else None)
+
+
+def plot_error_vs_beta(out: Path, panel: tuple[str, object], series: dict[str, dict], metric: str = "top1_err",
+                       note: str = "") -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     all_betas = sorted({b for s in series.values() for b in s["beta"]})
@@ -149,7 +156,8 @@ def plot_error_vs_beta(out: Path, panel: tuple[str, object], series: dict[str, d
     ax.set_xticks(x(all_betas), [f"{b:g}" for b in all_betas])
     dataset, imb = panel
     ylabel = {"top1_err": "top-1 error (%), last epoch", "best_top1_err": "top-1 error (%), best epoch"}[metric]
-    ax.set(xlabel="β", ylabel=ylabel, title=f"{dataset} IF {imb}: error vs β (Fig. 5)")
+    ax.set(xlabel="β", ylabel=ylabel)
+    _title(ax, f"{dataset} IF {imb}: error vs β (Fig. 5)", note)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines fill the axes
     return _save(fig, out)
 
@@ -192,7 +200,8 @@ def plot_error_per_epoch(out: Path, panel: tuple[str, object], series: dict[str,
     for label, s in series.items():
         ax.plot(s["epoch"], s["top1_err"], lw=1.2, ls="-" if label.startswith("CB") else "--", label=label)
     dataset, imb = panel
-    ax.set(xlabel="epoch", ylabel="test top-1 error (%)", title=f"{dataset} IF {imb}: test error per epoch{note}")
+    ax.set(xlabel="epoch", ylabel="test top-1 error (%)")
+    _title(ax, f"{dataset} IF {imb}: test error per epoch", note)
     ax.legend(fontsize=7)
     return _save(fig, out)
 
@@ -217,8 +226,8 @@ def plot_per_class_accuracy(out: Path, panel: tuple[str, object], series: dict[s
     for label, s in series.items():
         ax.plot(s["count"], s["acc"], "o" + ("-" if label.startswith("CB") else "--"), ms=3, lw=1.2, label=label)
     dataset, imb = panel
-    ax.set(xscale="log", xlabel="training samples of the class (log)", ylabel="test accuracy of the class (%)",
-           title=f"{dataset} IF {imb}: per-class accuracy, last epoch{note}")  # fmt: skip
+    ax.set(xscale="log", xlabel="training samples of the class (log)", ylabel="test accuracy of the class (%)")
+    _title(ax, f"{dataset} IF {imb}: per-class accuracy, last epoch", note)
     ax.invert_xaxis()  # head classes on the left, as the class index runs
     ax.legend(fontsize=7)
     return _save(fig, out)
