@@ -509,15 +509,19 @@ def check_train_commands(docs) -> list[str]:
     return out
 
 
+def script_calls(cmd: list[str]) -> list[tuple[str, list[str]]]:
+    """(script, arguments) of every script a command runs: itself, or through a make variable (BENCH_ARGS, ...)."""
+    found = script_of(cmd)
+    calls = [found] if found else []
+    for _, variables in make_invocations(cmd):
+        calls += [(MAKE_SCRIPT_VARS[v], shlex.split(value)) for v, value in variables.items() if v in MAKE_SCRIPT_VARS]
+    return calls
+
+
 def check_script_commands(docs) -> list[str]:
     out = []
     for name, line, cmd in all_commands(docs):
-        calls = []
-        found = script_of(cmd)
-        if found:
-            calls.append(found)
-        for _, variables in make_invocations(cmd):
-            calls += [(MAKE_SCRIPT_VARS[v], shlex.split(value)) for v, value in variables.items() if v in MAKE_SCRIPT_VARS]
+        calls = script_calls(cmd)
         for program, args in calls:
             out += [f"{name}:{line}: `{shlex.join(cmd)}`: {p}" for p in option_problems(program, args)]
     return out
@@ -528,12 +532,7 @@ def section_writers(docs) -> list[tuple[str, int, str, str]]:
     Makefile that rewrites a generated section."""
     out = []
     for name, line, cmd in all_commands(docs):
-        calls = []
-        found = script_of(cmd)
-        if found:
-            calls.append(found)
-        for _, variables in make_invocations(cmd):
-            calls += [(MAKE_SCRIPT_VARS[v], shlex.split(value)) for v, value in variables.items() if v in MAKE_SCRIPT_VARS]
+        calls = script_calls(cmd)
         for program, args in calls:
             if parser_of(program) is None:
                 continue
