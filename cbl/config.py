@@ -27,22 +27,22 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from cbl import recipes
-from cbl.criterion import LOSS_NAMES, method_label
+from cbl.training import recipes
+from cbl.losses.criterion import LOSS_NAMES, method_label
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.build import ARRAY_DATASETS
 from cbl.data.custom import CUSTOM_DATASETS
 from cbl.data.epoch import ORDERS, check_order
 from cbl.data.list_file import EVAL_SPLITS, LIST_BENCHMARKS
 from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
-from cbl.distributed import process_rank
-from cbl.logit_adjustment import check_max_margin, check_scale, check_tau
+from cbl.training.distributed import process_rank
+from cbl.losses.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses import REDUCTIONS, check_beta, check_gamma
-from cbl.weighting import WEIGHTINGS
+from cbl.losses.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
-from cbl.optim import OPTIMIZER_NAMES, check_schedule
-from cbl.perf import COMPILE_MODES, compile_options
-from cbl.tracking import WANDB_MODES
+from cbl.training.optim import OPTIMIZER_NAMES, check_schedule
+from cbl.training.perf import COMPILE_MODES, compile_options
+from cbl.training.tracking import WANDB_MODES
 
 
 def _config_dir() -> Path:
@@ -203,7 +203,7 @@ def by_rank(main: Any, other: Any) -> Any:
 
 
 def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
-    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.recipes): x0.01 / x0.0001
+    """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.training.recipes): x0.01 / x0.0001
     for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
     balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
     return list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"])

@@ -8,7 +8,7 @@
 
 Rebuilds the model and the test data from the run's config.yaml (the `data_source:` record at its end says what
 the data was, it is no config key), loads a checkpoint (the newest valid one by default), evaluates the test set
-exactly as training does (the same loader, batch size, precision, channels_last and compile settings: cbl.engine),
+exactly as training does (the same loader, batch size, precision, channels_last and compile settings: cbl.training.engine),
 and writes <run>/eval/<checkpoint name>/ (or --out): evaluation.json (top-1 / top-5 error, per-class and many /
 medium / few-shot accuracy, cbl.metrics.shot_accuracy, and what training recorded for that epoch), the confusion
 matrix and predictions, and two PNGs (cbl/reporting/eval_report.py).  On the device and precision it was trained with, a
@@ -39,12 +39,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from cbl import config as cbl_config
-from cbl.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, checkpoint_path, list_checkpoints,
+from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, checkpoint_path, list_checkpoints,
                             load_checkpoint, load_latest_checkpoint)
 from cbl.cli import ArgumentParser, fail
 from cbl.metrics import shot_accuracy
 from cbl.reporting.runs import RunsError, read_history
-from cbl.run_files import write_json
+from cbl.training.run_files import write_json
 
 log = logging.getLogger("cbl.evaluate")
 
@@ -139,7 +139,7 @@ def find_target(path: str, checkpoint: str | None) -> Target:
         raise EvalError(f"{run_dir} has no checkpoints ({CHECKPOINT_DIR}/epoch_*.pt): was training stopped before "
                         f"its first epoch ended?")
     corrupt = []
-    for _, file in found:  # the newest that verifies, as resume=true picks it (cbl.checkpoint.load_latest_checkpoint)
+    for _, file in found:  # the newest that verifies, as resume=true picks it (cbl.training.checkpoint.load_latest_checkpoint)
         try:
             state = _load(file)
         except EvalError as e:
@@ -229,9 +229,9 @@ def _trained_as(state: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the evaluation
 def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` and write its files; returns (evaluation.json's content, the output folder)."""
-    from cbl.distributed import DistEnv, resolve_device
+    from cbl.training.distributed import DistEnv, resolve_device
     from cbl.reporting.eval_report import evaluate_with_predictions, plot_per_class_accuracy, write_confusion
-    from cbl.perf import compile_options
+    from cbl.training.perf import compile_options
     from cbl.train import AMP_DTYPES, build_on, build_run_data, seed_everything
 
     plain, recorded_source = config_of(target)

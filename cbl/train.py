@@ -18,7 +18,7 @@ Examples:
     python -m cbl.train sweep=table2_focal                # a whole column block of Table 2
     torchrun --nproc_per_node=8 -m cbl.train experiment=table3 dataset=inat2018
 
-Under torchrun (or a multi-task submitit job, cbl/distributed.py) optim.batch_size stays the GLOBAL batch,
+Under torchrun (or a multi-task submitit job, cbl/training/distributed.py) optim.batch_size stays the GLOBAL batch,
 each process trains on its 1/N share and evaluates its share of the test set (counts are summed), and rank 0
 alone writes the files above; the result equals the single-process run up to float rounding (and per-process
 BatchNorm statistics unless distributed.sync_bn=true).  docs/scaling_out.md has the recipes.
@@ -44,20 +44,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
+from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                             load_latest_checkpoint, save_checkpoint)
-from cbl.criterion import build_criterion, head_type
+from cbl.losses.criterion import build_criterion, head_type
 from cbl.data import DataBundle, build_data
-from cbl.distributed import DistEnv, barrier, broadcast_object, setup_distributed
-from cbl.engine import DivergenceError, evaluate, train_one_epoch
-from cbl.faults import maybe_kill
+from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
+from cbl.training.engine import DivergenceError, evaluate, train_one_epoch
+from cbl.training.faults import maybe_kill
 from cbl.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
-from cbl.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
-from cbl.perf import compile_options, tune_host_allocator
-from cbl.reproducibility import rng_state, seed_everything, set_rng_state
-from cbl.run_files import git_commit, is_finished, run_fields, write_config, write_failure, write_history, write_json
-from cbl.tracking import Classes, Tracker, epoch_row, run_tags, wandb_group
+from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
+from cbl.training.perf import compile_options, tune_host_allocator
+from cbl.training.reproducibility import rng_state, seed_everything, set_rng_state
+from cbl.training.run_files import git_commit, is_finished, run_fields, write_config, write_failure, write_history, write_json
+from cbl.training.tracking import Classes, Tracker, epoch_row, run_tags, wandb_group
 
 log = logging.getLogger("cbl.train")
 
@@ -119,7 +119,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-        # the process group (if any) stays for the next job of a multirun; it is left at exit (cbl.distributed)
+        # the process group (if any) stays for the next job of a multirun; it is left at exit (cbl.training.distributed)
 
 
 def multirun_job_num() -> int | None:
@@ -188,7 +188,7 @@ def build(cfg: DictConfig, env: DistEnv) -> Setup:
 def build_run_data(cfg: DictConfig, env: DistEnv) -> DataBundle:
     """The training and test loaders of a config (their randomness is a function of (seed, epoch) alone)."""
     if env.device.type == "cpu":
-        tune_host_allocator()  # fewer page faults per step; same arithmetic (cbl/perf.py)
+        tune_host_allocator()  # fewer page faults per step; same arithmetic (cbl/training/perf.py)
     # the top-level channels_last switch covers the batches as well as the model
     data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
     return build_data(
@@ -265,7 +265,7 @@ def save_run_checkpoint(cfg: DictConfig, run_dir: Path, epoch: int, *, model: nn
                         optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                         history: list[dict[str, Any]], comparable: dict, wall_time_s: float, wandb_id: str | None,
                         world_size: int) -> None:
-    """The epoch's checkpoint, in the one format `resume` reads (a bank member's too, cbl/bank.py); with keep_best
+    """The epoch's checkpoint, in the one format `resume` reads (a bank member's too, cbl/training/bank.py); with keep_best
     the best epoch's checkpoint survives the pruning to the newest keep_checkpoints."""
     save_checkpoint(
         {
@@ -288,7 +288,7 @@ def resume_identity(cfg: DictConfig, data: DataBundle, fields: dict[str, Any]) -
 
 def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_cfg: dict, wandb_id: str | None,
                  history: list[dict[str, Any]], data: DataBundle) -> Tracker:
-    """The run's wandb run (cbl/tracking.py): seeds of one configuration share a group, the grouping fields are
+    """The run's wandb run (cbl/training/tracking.py): seeds of one configuration share a group, the grouping fields are
     top-level config keys, and a resumed run (`wandb_id` and `history` from its checkpoint) replays its history."""
     group = wandb_group(fields)
     return Tracker(

@@ -1,4 +1,4 @@
-"""cbl.bank: K configurations of one Table 2 cell trained together equal their separate runs (cbl.train.train)
+"""cbl.training.bank: K configurations of one Table 2 cell trained together equal their separate runs (cbl.train.train)
 within float tolerance -- per-epoch losses, errors, final weights and optimizer state; a member's checkpoint
 resumes as a separate run; a diverging member fails alone; configs that cannot share a bank are refused."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cbl.bank import BankError, train_bank, train_bank_epoch
-from cbl.checkpoint import checkpoint_path, load_checkpoint
+from cbl.training.bank import BankError, train_bank, train_bank_epoch
+from cbl.training.checkpoint import checkpoint_path, load_checkpoint
 from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.train_utils import QUIET, compose_cfg, read_history, read_metrics, run_cli, tiny_cifar_overrides
@@ -128,7 +128,7 @@ def test_a_diverging_member_fails_alone(tmp_path):
     configs = cfgs(tmp_path / "data", epochs=1)
     from cbl.models.bank import CifarResNetBank
     from cbl.train import build
-    from cbl.distributed import setup_distributed
+    from cbl.training.distributed import setup_distributed
 
     env = setup_distributed("cpu")
     setups = [build(c, env) for c in (configs["softmax"], configs["cb_focal"])]
@@ -144,7 +144,7 @@ def test_a_diverging_member_fails_alone(tmp_path):
             return loss * float("nan") if self.calls >= 2 else loss
 
     def run(members, criteria):
-        from cbl.bank import bank_optimizer
+        from cbl.training.bank import bank_optimizer
         from cbl.train import build_schedule
 
         bank = CifarResNetBank([s.model for s in members])

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbl.logit_adjustment import (
+from cbl.losses.logit_adjustment import (
     BalancedSoftmaxLoss,
     LDAMLoss,
     LogitAdjustedLoss,
@@ -18,8 +18,8 @@ from cbl.logit_adjustment import (
 )
 from cbl.losses import LOSS_TYPES, ClassBalancedLoss, WeightedLoss, class_balanced_weights, weighted_loss
 from cbl.models import NormedLinear, build_model, parameter_groups
-from cbl.optim import lr_multiplier, resolve_decay_fc_bias
-from cbl.weighting import (
+from cbl.training.optim import lr_multiplier, resolve_decay_fc_bias
+from cbl.losses.weighting import (
     WEIGHTINGS,
     DeferredReweighting,
     class_weights,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cbl import train as train_module
-from cbl.checkpoint import list_checkpoints, load_latest_checkpoint
+from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.reporting.runs import find_runs
 from cbl.train import train
 from tests.runfactory import run_script

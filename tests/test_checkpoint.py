@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from cbl.checkpoint import (
+from cbl.training.checkpoint import (
     CorruptCheckpointError,
     atomic_write_text,
     checkpoint_path,
@@ -96,7 +96,7 @@ def test_sigkill_during_write_leaves_the_old_checkpoint_intact(tmp_path):
     save_checkpoint(state(1), tmp_path, 1)
     script = textwrap.dedent(f"""
         import os, signal, torch
-        import cbl.checkpoint as ck
+        import cbl.training.checkpoint as ck
         real_save = torch.save
         def save_then_die(obj, f):
             f.write(b"partial bytes")
@@ -123,7 +123,7 @@ def test_atomic_write_text_replaces_whole_file(tmp_path):
 
 
 def test_failed_write_leaves_no_temporary_file(tmp_path):
-    from cbl.checkpoint import atomic_write
+    from cbl.training.checkpoint import atomic_write
 
     def boom(f):
         f.write(b"half")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cbl.checkpoint import list_checkpoints
+from cbl.training.checkpoint import list_checkpoints
 from cbl.evaluate import main as evaluate_main
 from cbl.evaluate import state_dict_mismatch
 from cbl.metrics import shot_accuracy

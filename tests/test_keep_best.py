@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl.checkpoint import best_epoch, list_checkpoints, load_checkpoint, save_checkpoint
+from cbl.training.checkpoint import best_epoch, list_checkpoints, load_checkpoint, save_checkpoint
 from cbl.config import RUNTIME_KEYS, ConfigError, check, run_name
 from cbl.evaluate import main as evaluate_main
 from cbl.train import save_run_checkpoint, train
@@ -65,7 +65,7 @@ def test_a_run_with_keep_best_keeps_the_best_and_evaluates_it_to_the_recorded_be
     run_dir = tmp_path / "run"
     train(compose_cfg(*BUMPY, "keep_best=true"), run_dir)
     metrics, history = read_metrics(run_dir), read_history(run_dir)
-    best = min(history, key=lambda r: r["top1_err"])  # independent of cbl.checkpoint.best_epoch
+    best = min(history, key=lambda r: r["top1_err"])  # independent of cbl.training.checkpoint.best_epoch
     assert best["epoch"] != 5, "the test needs a run whose best epoch is not its last (see BUMPY)"
     assert metrics["best_epoch"] == best["epoch"]
     assert sorted(e for e, _ in list_checkpoints(run_dir)) == sorted({best["epoch"], 5})

@@ -43,7 +43,7 @@ def test_joblib_launcher_runs_the_jobs_in_parallel_processes(tmp_path):
 
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_jobs_and_two_task_jobs_train_with_ddp(tmp_path):
-    """Two jobs of two tasks each: submitit starts the tasks, cbl.distributed maps them to RANK / WORLD_SIZE."""
+    """Two jobs of two tasks each: submitit starts the tasks, cbl.training.distributed maps them to RANK / WORLD_SIZE."""
     proc = run_cli(["-m", *SWEEP, "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
                     "hydra.launcher.timeout_min=10", f"output_dir={tmp_path}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

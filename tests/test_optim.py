@@ -1,4 +1,4 @@
-"""cbl.optim and cbl.models.parameter_groups: the schedules re-derived by hand from the paper / authors' code,
+"""cbl.training.optim and cbl.models.parameter_groups: the schedules re-derived by hand from the paper / authors' code,
 the parameter split derived here from module types, and SGD steps against the written-out update rule."""
 
 import io
@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cbl.models import MODEL_NAMES, build_model, parameter_groups, resnet32
-from cbl.optim import (
+from cbl.training.optim import (
     OPTIMIZER_NAMES,
     build_optimizer,
     build_scheduler,

@@ -21,12 +21,12 @@ from omegaconf import OmegaConf
 from cbl.config import ConfigError, check
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.transforms import cifar_transform
-from cbl.engine import train_one_epoch
+from cbl.training.engine import train_one_epoch
 from cbl.losses import ClassBalancedLoss
 from cbl.models import build_model
 from cbl.models.resnet_cifar import CifarResNet
-from cbl.optim import build_optimizer, build_scheduler
-from cbl.perf import compile_options, tune_host_allocator
+from cbl.training.optim import build_optimizer, build_scheduler
+from cbl.training.perf import compile_options, tune_host_allocator
 from tests.train_utils import QUIET, ROOT, compose_cfg, demo_overrides, read_history, run_cli
 
 COUNTS = [500, 250, 120, 60, 30, 15, 8, 4, 2, 1]
@@ -125,7 +125,7 @@ def test_reading_the_loss_back_every_k_steps_changes_nothing():
 def test_host_allocator_tuning_changes_nothing():
     # in a fresh process, so that "before" really runs with glibc's default settings
     script = (
-        "import torch; from tests.test_perf import train_steps; from cbl.perf import tune_host_allocator\n"
+        "import torch; from tests.test_perf import train_steps; from cbl.training.perf import tune_host_allocator\n"
         "torch.set_num_threads(1)\n"
         "a = train_steps(1, steps=3); tuned = tune_host_allocator(); b = train_steps(1, steps=3)\n"
         "same = a[0] == b[0] and all(torch.equal(a[1][k], b[1][k]) for k in a[1])\n"
@@ -177,7 +177,7 @@ def test_compiled_model_gives_the_same_loss_and_gradients():
 
 @pytest.mark.slow
 def test_compiled_run_checkpoints_the_plain_module_and_resumes(tmp_path):
-    from cbl.checkpoint import load_latest_checkpoint
+    from cbl.training.checkpoint import load_latest_checkpoint
     from cbl.train import train
 
     train(compose_cfg(*demo_overrides(epochs=2), *QUIET, "compile=true"), tmp_path / "run")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cbl import config as cbl_config
-from cbl.checkpoint import list_checkpoints
+from cbl.training.checkpoint import list_checkpoints
 from cbl.data.cifar import read_cifar_npz
 from cbl.reporting.runs import find_runs
 from cbl.train import train
@@ -210,7 +210,7 @@ def test_wandb_gets_the_fields_dashboards_group_by(tmp_path, monkeypatch):
     train(cfg, tmp_path / "run")
     init = calls["init"]
     assert init["mode"] == "offline" and init["project"] == "cbl" and init["dir"] == str(tmp_path / "run")
-    # one group per configuration, seeds averaged (cbl/tracking.py wandb_group): readable prefix, then a hash
+    # one group per configuration, seeds averaged (cbl/training/tracking.py wandb_group): readable prefix, then a hash
     assert init["group"].startswith("digits_lt-if10-small_cnn-focal-b0.99-g1-fp32-e2-") and init["job_type"] == "focal"
     for key, value in {"loss": "focal", "beta": 0.99, "gamma": 1.0, "dataset": "digits_lt", "imbalance_factor": 10,
                        "model": "small_cnn", "seed": 0, "method": "focal"}.items():

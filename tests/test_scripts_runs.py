@@ -156,7 +156,7 @@ def test_runs_recorded_before_the_recipe_fields_read_them_from_config_yaml(tmp_p
 ])
 def test_the_shipped_configs_are_the_paper_recipe(tmp_path, overrides):
     """A run of the default configs on the official data has no recipe difference (the configs and cbl.reporting.paper agree)."""
-    from cbl.run_files import run_fields
+    from cbl.training.run_files import run_fields
     from tests.train_utils import compose_cfg
 
     cfg = compose_cfg(*overrides)

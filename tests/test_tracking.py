@@ -8,11 +8,11 @@ import statistics
 
 import pytest
 
-from cbl.checkpoint import load_latest_checkpoint
+from cbl.training.checkpoint import load_latest_checkpoint
 from cbl.reporting.wandb_offline import offline_runs
-from cbl.run_files import run_fields
+from cbl.training.run_files import run_fields
 from cbl.reporting.runs import find_runs
-from cbl.tracking import (MAX_CLASS_SERIES, ROWS_FILE, Classes, Tracker, epoch_payload, epoch_row, final_payload,
+from cbl.training.tracking import (MAX_CLASS_SERIES, ROWS_FILE, Classes, Tracker, epoch_payload, epoch_row, final_payload,
                           read_rows, run_tags, wandb_group)
 from cbl.train import train
 from tests.train_utils import compose_cfg, demo_overrides, read_history, read_metrics, run_cli

@@ -10,10 +10,10 @@ import torch
 from omegaconf import OmegaConf
 
 from cbl import train as train_module
-from cbl.checkpoint import list_checkpoints, load_latest_checkpoint
+from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.config import ConfigError
 from cbl.data import long_tail_counts
-from cbl.engine import DivergenceError
+from cbl.training.engine import DivergenceError
 from cbl.train import train
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, tiny_cifar_overrides
 
@@ -168,7 +168,7 @@ def test_the_recorded_commit_is_read_once_per_process(monkeypatch):
     """A sweep's later runs report the code the process loaded, not a commit made while it trained."""
     import subprocess
 
-    from cbl.run_files import git_commit
+    from cbl.training.run_files import git_commit
 
     first = git_commit()
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("git run again")))

@@ -6,8 +6,8 @@
     python scripts/bench.py ...   # the same, from a checkout (`make bench`)
 
 Every path trains the same thing with the project's own components, composed from configs/ exactly as
-`python -m cbl.train` does (cbl.data.build_data, cbl.models, cbl.criterion -- the class-balanced softmax loss,
-beta 0.9999 --, cbl.optim SGD + the warm-up schedule, cbl.engine.train_one_epoch / evaluate), float32 unless
+`python -m cbl.train` does (cbl.data.build_data, cbl.models, cbl.losses.criterion -- the class-balanced softmax loss,
+beta 0.9999 --, cbl.training.optim SGD + the warm-up schedule, cbl.training.engine.train_one_epoch / evaluate), float32 unless
 the path says bf16.  What changes between paths is only how: the loader, the memory format, torch.compile,
 how often the loss is read back, the host allocator (see PATHS; `--paths list` prints them).
 
@@ -27,7 +27,7 @@ factor) of configs/sweep/table2_*.yaml times the runs each sweep file makes of i
 another at that rate (CIFAR-100's larger classifier is ignored: 64x100 weights).  `--concurrent K` adds a row
 with K processes of the last path training at once on the device (each with threads/K CPU threads): their
 summed throughput is what a sweep with `hydra/launcher=joblib hydra.launcher.n_jobs=K` gets.  A path named
-`<path>+bank<K>` trains K networks side by side in one `CifarResNetBank` (cbl/bank.py), what a sweep with
+`<path>+bank<K>` trains K networks side by side in one `CifarResNetBank` (cbl/training/bank.py), what a sweep with
 `hydra/launcher=bank` does with the runs of one Table 2 cell: its images/s count each network's images.
 
 Data: `--npz` (default: the shared lossy CIFAR-10 copy when it exists) or `--npz synthetic`, random uint8
@@ -75,7 +75,7 @@ class Path_:
     name: str
     what: str
     overrides: tuple[str, ...]
-    tuned_allocator: bool = False  # cbl.perf.tune_host_allocator(), which cbl.train applies on the CPU
+    tuned_allocator: bool = False  # cbl.training.perf.tune_host_allocator(), which cbl.train applies on the CPU
     fp32: bool = True
     bank: int = 1  # networks trained together in one CifarResNetBank (hydra/launcher=bank); images/s summed
 
@@ -111,7 +111,7 @@ BANK_SUFFIX = re.compile(r"^(?P<base>.+)\+bank(?P<k>\d+)$")
 
 
 def resolve_path(name: str) -> Path_ | None:
-    """A path by name; "<path>+bank<K>" is that path with K networks in one bank (cbl/bank.py)."""
+    """A path by name; "<path>+bank<K>" is that path with K networks in one bank (cbl/training/bank.py)."""
     if name in PATHS:
         return PATHS[name]
     m = BANK_SUFFIX.match(name)
@@ -215,8 +215,8 @@ class Runner:
         from omegaconf import OmegaConf
 
         from cbl.data import build_data
-        from cbl.distributed import DistEnv, resolve_device
-        from cbl.perf import compile_options, tune_host_allocator
+        from cbl.training.distributed import DistEnv, resolve_device
+        from cbl.training.perf import compile_options, tune_host_allocator
         from cbl.train import build_on, build_schedule, seed_everything
 
         self.torch = torch
@@ -234,8 +234,8 @@ class Runner:
                                       eval_batch_size=int(cfg.eval_batch_size))
         env = DistEnv(rank=0, world_size=1, local_rank=0, device=device)
         self.bank = path.bank
-        if self.bank > 1:  # as cbl.bank.train_bank builds it (the members' losses are alike here: same cost)
-            from cbl.bank import bank_optimizer
+        if self.bank > 1:  # as cbl.training.bank.train_bank builds it (the members' losses are alike here: same cost)
+            from cbl.training.bank import bank_optimizer
             from cbl.models.bank import CifarResNetBank
 
             members = [build_on(cfg, env, data) for _ in range(self.bank)]
@@ -269,8 +269,8 @@ class Runner:
                 "last_batch": self.train_images % self.batch_size}
 
     def _train_steps(self, batches, check_every: int) -> None:
-        from cbl.bank import train_bank_epoch
-        from cbl.engine import train_one_epoch
+        from cbl.training.bank import train_bank_epoch
+        from cbl.training.engine import train_one_epoch
 
         if self.bank > 1:
             train_bank_epoch(self.model, batches, [self.criterion] * self.bank, self.optimizer, self.scheduler, self.alive,
@@ -285,8 +285,8 @@ class Runner:
         return time.perf_counter() - start  # both epoch loops read the mean loss back: the device's queue is done
 
     def evaluate(self, batches: int) -> float:
-        from cbl.bank import evaluate_bank
-        from cbl.engine import evaluate
+        from cbl.training.bank import evaluate_bank
+        from cbl.training.engine import evaluate
 
         start = time.perf_counter()
         if self.bank > 1:

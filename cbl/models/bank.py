@@ -14,7 +14,7 @@ Every tensor of the body is the concatenation along dim 0 of the members' tensor
 (K*c_out, c_in, 3, 3) is the members' (c_out, c_in, 3, 3) weights one after another), so member k's forward,
 gradients, SGD update and BN statistics are those of the separate network, up to float rounding (the kernels
 differ).  `member_state_dict(k)` returns member k's state dict in `CifarResNet`'s own format, so each member
-checkpoints, resumes and evaluates like a separate run (cbl/bank.py).
+checkpoints, resumes and evaluates like a separate run (cbl/training/bank.py).
 
 Public API: `CifarResNetBank`, `BankError`.
 """

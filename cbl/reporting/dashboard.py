@@ -1,6 +1,6 @@
 """The saved W&B workspace that compares losses (scripts/dashboard.py, `make dashboard`), built with wandb-workspaces.
 
-Runs (cbl/tracking.py) carry the grouping fields as top-level config keys, one wandb group per configuration
+Runs (cbl/training/tracking.py) carry the grouping fields as top-level config keys, one wandb group per configuration
 (seeds averaged), job_type = method, step = epoch.  The workspace's run set groups runs by dataset, imbalance
 factor and group, so every panel shows one mean line / bar per configuration, and its run table (pinned columns)
 reads like Table 2: method, loss, beta, gamma, top-1 / top-5 error and many / few-shot accuracy per

@@ -2,7 +2,7 @@
 predictions, the confusion matrix, and the two figures.
 
 The errors and per-class accuracies come from `cbl.metrics.EvalAccumulator` over the same batches as training's
-evaluation (`cbl.engine.evaluate`), so a checkpoint's numbers are those training recorded; the predictions are
+evaluation (`cbl.training.engine.evaluate`), so a checkpoint's numbers are those training recorded; the predictions are
 `argmax` of the same logits, which for top-1 is the very rule of cbl/metrics.py (the first of tied maxima), so the
 confusion matrix's diagonal equals the per-class correct counts.
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cbl.engine import evaluate
+from cbl.training.engine import evaluate
 
 #: a dense [C, C] int64 matrix up to this many classes (ILSVRC's 1000: 8 MB); beyond, predictions.npz holds the pairs
 DENSE_MAX = 2000
@@ -47,7 +47,7 @@ class EvalResult:
 @torch.no_grad()
 def evaluate_with_predictions(model: nn.Module, loader: Iterable, num_classes: int, *, device: torch.device,
                               amp_dtype: torch.dtype | None = None) -> EvalResult:
-    """`cbl.engine.evaluate`, keeping each example's label and top-1 prediction."""
+    """`cbl.training.engine.evaluate`, keeping each example's label and top-1 prediction."""
     labels, predicted = [], []
 
     def keep(logits: torch.Tensor, y: torch.Tensor) -> None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-# TABLE3_DATASETS: Table 3's datasets in column order; recipe: the training recipe behind each table (cbl.recipes)
-from cbl.recipes import TABLE3_DATASETS, recipe  # noqa: F401  (re-exported)
+# TABLE3_DATASETS: Table 3's datasets in column order; recipe: the training recipe behind each table (cbl.training.recipes)
+from cbl.training.recipes import TABLE3_DATASETS, recipe  # noqa: F401  (re-exported)
 
 #: Focal-loss gammas of the paper's Table 2 baseline columns.
 FOCAL_GAMMAS = (0.5, 1.0, 2.0)

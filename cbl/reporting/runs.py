@@ -221,7 +221,7 @@ class Run:
 
     def _recorded(self, key: str) -> Any:
         cfg = self.config
-        if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.optim.scaled_lr)
+        if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.training.optim.scaled_lr)
             lr, batch, ref = cfg.get("lr"), cfg.get("batch_size"), cfg.get("reference_batch")
             return None if None in (lr, batch, ref) else lr * batch / ref
         return cfg.get(key)

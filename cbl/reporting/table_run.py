@@ -5,7 +5,7 @@ The run (job_type "table", group "tables") holds the table as a `wandb.Table` un
 are the Markdown table's header and whose rows are its rows, cell for cell as printed (means, "± std (n=k)", Δ
 and paper rows included), the whole Markdown as the summary field `markdown`, and any figures as images under
 `figures/<file stem>`.  Each table name logs to its own folder, <wandb_dir>/table-<name>/wandb, and the newest run
-there supersedes the older ones (cbl/tracking.py): `wandb sync` uploads the table once.
+there supersedes the older ones (cbl/training/tracking.py): `wandb sync` uploads the table once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cbl.tracking import Tracker
+from cbl.training.tracking import Tracker
 
 
 class TableRunError(Exception):

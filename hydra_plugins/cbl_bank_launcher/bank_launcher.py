@@ -4,8 +4,8 @@
 
 Every job first goes through Hydra's own `run_job` with a task that only records its config and folder, so
 each run folder gets exactly what the basic launcher gives it (the override-named folder, .hydra/config.yaml,
-hydra.yaml, overrides.yaml).  The jobs are then grouped by `cbl.bank.bank_key` (everything but the loss equal)
-into banks of at most `max_members`, in sweep order, and each bank is trained by `cbl.bank.train_bank`; a job
+hydra.yaml, overrides.yaml).  The jobs are then grouped by `cbl.training.bank.bank_key` (everything but the loss equal)
+into banks of at most `max_members`, in sweep order, and each bank is trained by `cbl.training.bank.train_bank`; a job
 that fits no bank (another model, a group of one) runs through the real task function, as the basic launcher
 would run it.  A failed member is a failed job; SIGTERM / Ctrl-C stop the sweep.  The log of a bank goes to
 <sweep dir>/bank_<first job number>.log and the console.
@@ -50,7 +50,7 @@ class BankLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from cbl.bank import bank_key  # imported late: Hydra imports every plugin at start-up
+        from cbl.training.bank import bank_key  # imported late: Hydra imports every plugin at start-up
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
@@ -98,7 +98,7 @@ class BankLauncher(Launcher):
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")  # fmt: skip
 
     def _run_bank(self, bank: list[_Job], sweep_dir: Path) -> None:
-        from cbl.bank import train_bank
+        from cbl.training.bank import train_bank
 
         for job in bank:
             log.info("\t#%d : %s", job.index, " ".join(filter_overrides(job.overrides)))

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 
-from cbl.faults import maybe_kill
+from cbl.training.faults import maybe_kill
 
 log = logging.getLogger(__name__)
 

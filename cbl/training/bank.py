@@ -34,20 +34,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.checkpoint import CorruptCheckpointError
-from cbl.distributed import setup_distributed
-from cbl.engine import DivergenceError, autocast
-from cbl.faults import maybe_kill
+from cbl.training.checkpoint import CorruptCheckpointError
+from cbl.training.distributed import setup_distributed
+from cbl.training.engine import DivergenceError, autocast
+from cbl.training.faults import maybe_kill
 from cbl.metrics import EvalAccumulator
 from cbl.models.bank import BankError, CifarResNetBank
-from cbl.perf import compile_options
-from cbl.reproducibility import seed_everything
-from cbl.run_files import git_commit, run_fields, write_config, write_history, write_json
+from cbl.training.perf import compile_options
+from cbl.training.reproducibility import seed_everything
+from cbl.training.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics, open_tracker,
                        record_failure, refuse_to_overwrite, resume, resume_identity, save_run_checkpoint)
-from cbl.tracking import Tracker, epoch_row
+from cbl.training.tracking import Tracker, epoch_row
 
-log = logging.getLogger("cbl.bank")
+log = logging.getLogger("cbl.training.bank")
 
 #: the config subtree in which the members of a bank may differ
 MEMBER_KEYS = ("loss",)
@@ -365,7 +365,7 @@ def train_bank_epoch(
 @torch.no_grad()
 def evaluate_bank(bank: nn.Module, loader, num_classes: int, members: int, *, device: torch.device,
                   amp_dtype: torch.dtype | None = None) -> list[dict[str, Any]]:
-    """`cbl.engine.evaluate` for each member of the bank, in one pass over the test set."""
+    """`cbl.training.engine.evaluate` for each member of the bank, in one pass over the test set."""
     bank.eval()
     accs = [EvalAccumulator(num_classes, ks=(1, 5)) for _ in range(members)]
     for images, labels in loader:

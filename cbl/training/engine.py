@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cbl.distributed import all_reduce_mean
-from cbl.faults import maybe_kill
+from cbl.training.distributed import all_reduce_mean
+from cbl.training.faults import maybe_kill
 from cbl.metrics import EvalAccumulator
 
 

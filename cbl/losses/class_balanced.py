@@ -14,7 +14,7 @@ sum_b w[y_b] (what `F.cross_entropy(weight=w)` does, which rescales the loss bat
 by B * C.  beta = 0 gives w = 1 and so the plain softmax / sigmoid / focal losses of the paper's baselines.
 
 `reduction="weighted_mean"` (not used by the paper's losses) divides by sum_b w[y_b] instead of B, i.e.
-PyTorch's `F.cross_entropy(weight=w)`, which is what Cao et al.'s LDAM-DRW code uses (see cbl.logit_adjustment).
+PyTorch's `F.cross_entropy(weight=w)`, which is what Cao et al.'s LDAM-DRW code uses (see cbl.losses.logit_adjustment).
 
 Public API: `effective_number`, `class_balanced_weights`, `weighted_loss`, `class_balanced_loss`,
 `WeightedLoss`, `ClassBalancedLoss`, the registry `LOSS_TYPES` and `REDUCTIONS`.
@@ -228,8 +228,8 @@ def class_balanced_loss(
 
 class WeightedLoss(nn.Module):
     """`weighted_loss` on given per-class weights (a buffer, so `.to(device)` moves them), e.g. the weights of
-    any scheme of cbl.weighting.  `set_epoch` is a no-op: the training loop calls it on every criterion, and
-    only deferred re-weighting (cbl.weighting.DeferredReweighting) depends on the epoch."""
+    any scheme of cbl.losses.weighting.  `set_epoch` is a no-op: the training loop calls it on every criterion, and
+    only deferred re-weighting (cbl.losses.weighting.DeferredReweighting) depends on the epoch."""
 
     weights: Tensor
 

@@ -11,7 +11,7 @@ class-balanced weights of Cui et al. 2019, so they differ only in shape, not in 
 
 Deferred re-weighting (DRW; Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin
 Loss", NeurIPS 2019, Sec. 3.3): train with all-ones weights first, then with the scheme's weights.  The
-switch epoch `drw_epoch` is counted like the lr milestones of cbl.optim (epochs completed): with the 1-based
+switch epoch `drw_epoch` is counted like the lr milestones of cbl.training.optim (epochs completed): with the 1-based
 epoch e that `set_epoch(e)` receives, the weights apply iff e > drw_epoch, so drw_epoch = 160 turns them on
 at the first step of epoch 161, the same step as an lr milestone at 160 (Cao et al. defer to the first lr
 decay).  The weights are a pure function of the epoch, so a resumed run replays them exactly.
@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from cbl.losses import Counts, as_counts, check_beta, class_balanced_weights
+from cbl.losses.class_balanced import Counts, as_counts, check_beta, class_balanced_weights
 
 
 def inverse_frequency_weights(samples_per_class: Counts, power: float = 1.0) -> Tensor:
@@ -96,7 +96,7 @@ def deferred_weights(weights: Tensor, epoch: int, drw_epoch: int | None) -> Tens
 
 class DeferredReweighting(nn.Module):
     """Wraps a loss module that holds its per-class weights in a `weights` buffer (every loss of cbl.losses
-    and cbl.logit_adjustment does): `set_epoch(e)` sets them to all ones for e <= drw_epoch and to the
+    and cbl.losses.logit_adjustment does): `set_epoch(e)` sets them to all ones for e <= drw_epoch and to the
     wrapped loss's weights afterwards.  Call `set_epoch` before the first step of every epoch.
 
     Example:

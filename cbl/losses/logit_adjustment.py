@@ -7,7 +7,7 @@ C classes, n_j training samples of class j, N = sum_j n_j, pi_j = n_j / N, batch
         margins   m_j = K / n_j**(1/4),  K chosen so that max_j m_j = max_m (0.5 in the authors' code)
         loss      CE(s * (z - m_y * onehot(y)), y)   with scale s (30); the margin is subtracted from the
                   true-class logit only.  The authors use it on a cosine classifier (normalised features and
-                  weights, z in [-1, 1]): cbl.criterion.head_type("ldam") is "cosine".
+                  weights, z in [-1, 1]): cbl.losses.criterion.head_type("ldam") is "cosine".
     Balanced softmax (Ren, Yu, Sheng, Ma, Zhao, Yi, Li, "Balanced Meta-Softmax for Long-Tailed Visual
     Recognition", NeurIPS 2020, Eq. 4):
         loss      CE(z + log n, y),  i.e. the softmax over z_j + log n_j
@@ -17,7 +17,7 @@ C classes, n_j training samples of class j, N = sum_j n_j, pi_j = n_j / N, batch
                   log pi = log n - log N), tau = 0 the plain softmax cross-entropy.
 
 The adjustment is for training only: predictions use the model's plain logits z.  Each loss can also carry
-per-class weights w (for deferred re-weighting, cbl.weighting), applied as w[y_b] to example b and reduced
+per-class weights w (for deferred re-weighting, cbl.losses.weighting), applied as w[y_b] to example b and reduced
 like the class-balanced losses: divided by B (`reduction="batch"`) or by sum_b w[y_b] (`"weighted_mean"`,
 the `F.cross_entropy(weight=w)` of Cao et al.'s code).  With all-ones weights the two are the same.
 Everything is computed in float32 at least (half / bfloat16 logits are promoted), so the adjusted logits
@@ -35,7 +35,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from cbl.losses import Counts, as_counts, check_logits_labels, check_reduction, weighted_loss
+from cbl.losses.class_balanced import Counts, as_counts, check_logits_labels, check_reduction, weighted_loss
 
 LDAM_MAX_M = 0.5
 LDAM_SCALE = 30.0
@@ -155,7 +155,7 @@ def logit_adjusted_loss(
 # --------------------------------------------------------------------------- modules
 class _AdjustedLoss(nn.Module):
     """Shared by the modules: per-class `weights` (a buffer, all ones by default; what DRW switches),
-    `set_epoch` (a no-op; see cbl.weighting.DeferredReweighting), and the reduction."""
+    `set_epoch` (a no-op; see cbl.losses.weighting.DeferredReweighting), and the reduction."""
 
     weights: Tensor
 

@@ -1,8 +1,8 @@
 """From a `loss` config node to the training criterion (an nn.Module on the training device).
 
-`loss.name` picks the loss: the paper's softmax / sigmoid / focal (cbl.losses), or, beyond the paper, ldam /
-balanced_softmax / logit_adjusted (cbl.logit_adjustment).  The per-class weights are `loss.weighting`
-(cbl.weighting): effective_number (the class-balanced w_i = (1 - beta) / (1 - beta**n_i) with `loss.beta`;
+`loss.name` picks the loss: the paper's softmax / sigmoid / focal (cbl.losses.class_balanced), or, beyond the paper, ldam /
+balanced_softmax / logit_adjusted (cbl.losses.logit_adjustment).  The per-class weights are `loss.weighting`
+(cbl.losses.weighting): effective_number (the class-balanced w_i = (1 - beta) / (1 - beta**n_i) with `loss.beta`;
 beta = 0: no re-weighting), inverse or inverse_sqrt, all normalised to sum to C.  `loss.drw_epoch` defers
 them (all ones until then; Cao et al. 2019), `loss.reduction` divides the weighted sum by B (the paper) or by
 sum_b w[y_b] (weighted_mean), `loss.gamma` is the focal exponent.  Counts always come from the whole
@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from cbl.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
-from cbl.losses import LOSS_TYPES, WeightedLoss
-from cbl.weighting import DeferredReweighting, class_weights
+from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
+from cbl.losses.class_balanced import LOSS_TYPES, WeightedLoss
+from cbl.losses.weighting import DeferredReweighting, class_weights
 
 #: the paper's losses (cbl.losses)
 PAPER_LOSS_NAMES = tuple(LOSS_TYPES)
-#: losses beyond the paper (cbl.logit_adjustment)
+#: losses beyond the paper (cbl.losses.logit_adjustment)
 EXTRA_LOSS_NAMES = ("ldam", "balanced_softmax", "logit_adjusted")
 LOSS_NAMES = PAPER_LOSS_NAMES + EXTRA_LOSS_NAMES
 

@@ -13,7 +13,7 @@ TABLE2_DATASETS = ("cifar10_lt", "cifar100_lt")
 TABLE3_DATASETS = ("inat2017", "inat2018", "ilsvrc2012")
 
 #: The training recipe behind each table (the paper's Sec. 5 and the authors' scripts; see DESIGN.md), in the
-#: fields a run records (cbl.run_files.run_fields).  `lr` is the rate after warm-up, lr * batch / reference_batch.
+#: fields a run records (cbl.training.run_files.run_fields).  `lr` is the rate after warm-up, lr * batch / reference_batch.
 #: The CIFAR factors multiply the base lr from each milestone on: x0.01 / x0.0001 in the long-tailed scripts,
 #: x0.1 / x0.01 in the balanced one (IF 1, `cifar_trainval.sh` passes no multipliers: cifar_main.py's default).
 TABLE2_RECIPE = {

@@ -17,7 +17,7 @@ What a run logs (step = epoch, so wandb's x axis is the epoch; `epoch` is logged
     at the end        summary: top1_err, top5_err, best_top1_err, best_epoch, shot_acc/*, epochs_completed (what
                       the tables use); a `per_class` table (class, training count, shot group, accuracy) with a
                       bar chart of accuracy per class and a scatter plot of accuracy against the training count
-Config: every field of cbl.run_files.run_fields at top level (dataset, imbalance_factor, model, loss, method, beta,
+Config: every field of cbl.training.run_files.run_fields at top level (dataset, imbalance_factor, model, loss, method, beta,
 gamma, seed, precision, data_source, the settings beyond the paper, the recipe), plus `group`, `sweep` (the
 config's `name`: table2, methods, ...) and `cfg`, the whole resolved config.
 
@@ -104,7 +104,7 @@ def new_run_id() -> str:
 
 
 def wandb_group(fields: dict[str, Any]) -> str:
-    """The wandb group of a run: equal for runs whose `fields` (cbl.run_files.run_fields) differ only in the seed."""
+    """The wandb group of a run: equal for runs whose `fields` (cbl.training.run_files.run_fields) differ only in the seed."""
     ident = {k: v for k, v in fields.items() if k not in SEED_KEYS}
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
     parts = [str(fields.get("dataset"))]
@@ -215,7 +215,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    # written and renamed here, not with cbl.checkpoint's atomic_write: its crash-test hook counts writes
+    # written and renamed here, not with cbl.training.checkpoint's atomic_write: its crash-test hook counts writes
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, path)
@@ -292,7 +292,7 @@ class Tracker:
                 id=self._id,
                 # offline runs cannot be resumed (a new folder each time): the history is replayed instead
                 resume="allow" if mode == "online" else None,
-                # create_new (wandb's default outside notebooks, spelt out): a model bank (cbl/bank.py) keeps one run
+                # create_new (wandb's default outside notebooks, spelt out): a model bank (cbl/training/bank.py) keeps one run
                 # per member open side by side in one process
                 settings=wandb.Settings(init_timeout=init_timeout, silent=True, console="off", reinit="create_new"),
             )

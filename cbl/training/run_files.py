@@ -1,6 +1,6 @@
 """Writing a run directory (cbl/reporting/runs.py reads it): config.yaml, metrics.jsonl, metrics.json.
 
-Every file goes through an atomic write (cbl/checkpoint.py), so a reader never sees half a file.
+Every file goes through an atomic write (cbl/training/checkpoint.py), so a reader never sees half a file.
 metrics.jsonl is rewritten whole from the run's history each epoch, so it always agrees with the newest
 checkpoint, and a resumed run never logs an epoch twice.  A failure record never replaces a finished run's
 metrics.json.
@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cbl.checkpoint import atomic_write_text
-from cbl.criterion import method_label
+from cbl.training.checkpoint import atomic_write_text
+from cbl.losses.criterion import method_label
 
 
 @functools.cache

@@ -1,0 +1,14 @@
+"""cbl.training: what `python -m cbl.train` (cbl/train.py) runs, from the recipe to the files a run leaves.
+
+    recipes.py          the paper's training recipes (epochs, lr milestones and factors) behind each table
+    optim.py            SGD and the authors' lr schedule (linear warm-up, then steps at the milestones)
+    engine.py           one training epoch and one evaluation pass
+    reproducibility.py  seeding and RNG state, so that a resumed run continues exactly
+    checkpoint.py       atomic, verified checkpoints (crash-safe resume)
+    run_files.py        the run folder: config.yaml, metrics.jsonl, metrics.json
+    tracking.py         Weights & Biases logging that never stops training
+    distributed.py      DistributedDataParallel setup (torchrun) and the device choice
+    perf.py             settings that change speed, never results (host allocator, torch.compile options)
+    bank.py             K configurations of one Table 2 cell trained together on one device
+    faults.py           fault injection for the crash-safety tests
+"""
