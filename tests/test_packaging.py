@@ -4,6 +4,7 @@ console script points at an importable main()."""
 
 import importlib
 import logging
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -137,3 +138,17 @@ def test_cbl_train_help_lists_the_groups_and_completion_names_the_console_script
     assert script.rstrip().endswith("complete -o nospace -o default -F hydra_bash_completion cbl-train")
     query = run_entry_point(monkeypatch, capsys, "-sc", "query=bash", env={"COMP_LINE": "cbl-train optim="})
     assert set(query.split()) == {"optim=cifar", "optim=demo", "optim=large_scale"}
+
+
+def test_cbl_losses_imports_torch_alone_and_exports_what_it_lists():
+    # docs/install.md promises that the loss library joins any torch environment: importing it must not pull in
+    # the training stack (Hydra, wandb, plotting) or the rest of cbl
+    code = (
+        "import sys, cbl.losses as L\n"
+        "missing = [n for n in L.__all__ if not hasattr(L, n)]\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'hydra', 'omegaconf', 'wandb', 'matplotlib', 'yaml'}"
+        " or m.startswith(('cbl.data', 'cbl.models', 'cbl.training', 'cbl.reporting', 'cbl.config')))\n"
+        "print(missing, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[] []"
