@@ -27,19 +27,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from cbl.training import recipes
-from cbl.losses.criterion import LOSS_NAMES, method_label
 from cbl.data import DATASET_NAMES, SAMPLERS
 from cbl.data.build import ARRAY_DATASETS
 from cbl.data.custom import CUSTOM_DATASETS
 from cbl.data.epoch import ORDERS, check_order
 from cbl.data.list_file import EVAL_SPLITS, LIST_BENCHMARKS
 from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
-from cbl.training.distributed import process_rank
-from cbl.losses.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses import REDUCTIONS, check_beta, check_gamma
+from cbl.losses.criterion import LOSS_NAMES, method_label
+from cbl.losses.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
+from cbl.training import recipes
+from cbl.training.distributed import process_rank
 from cbl.training.optim import OPTIMIZER_NAMES, check_schedule
 from cbl.training.perf import COMPILE_MODES, compile_options
 from cbl.training.tracking import WANDB_MODES

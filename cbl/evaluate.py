@@ -39,11 +39,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from cbl import config as cbl_config
-from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, checkpoint_path, list_checkpoints,
-                            load_checkpoint, load_latest_checkpoint)
 from cbl.cli import ArgumentParser, fail
 from cbl.metrics import shot_accuracy
 from cbl.reporting.runs import RunsError, read_history
+from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, checkpoint_path,
+                                     list_checkpoints, load_checkpoint, load_latest_checkpoint)
 from cbl.training.run_files import write_json
 
 log = logging.getLogger("cbl.evaluate")

@@ -44,19 +44,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
-from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
-                            load_latest_checkpoint, save_checkpoint)
-from cbl.losses.criterion import build_criterion, head_type
 from cbl.data import DataBundle, build_data
+from cbl.losses.criterion import build_criterion, head_type
+from cbl.metrics import shot_accuracy
+from cbl.models import build_model, use_sync_batchnorm
+from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
+                                     load_latest_checkpoint, save_checkpoint)
 from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
 from cbl.training.engine import DivergenceError, evaluate, train_one_epoch
 from cbl.training.faults import maybe_kill
-from cbl.metrics import shot_accuracy
-from cbl.models import build_model, use_sync_batchnorm
 from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
 from cbl.training.perf import compile_options, tune_host_allocator
 from cbl.training.reproducibility import rng_state, seed_everything, set_rng_state
-from cbl.training.run_files import git_commit, is_finished, run_fields, write_config, write_failure, write_history, write_json
+from cbl.training.run_files import (git_commit, is_finished, run_fields, write_config, write_failure, write_history,
+                                    write_json)
 from cbl.training.tracking import Classes, Tracker, epoch_row, run_tags, wandb_group
 
 log = logging.getLogger("cbl.train")

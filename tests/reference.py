@@ -1,5 +1,5 @@
-"""Independent float64 NumPy re-derivations of the paper's formulas, written from DESIGN.md and the paper
-(not from cbl's code).  Tests compare cbl against these, never against numbers cbl produced itself."""
+"""Independent float64 NumPy re-derivations of the paper's formulas, written from the paper and the
+authors' TensorFlow code (not from cbl's code).  Tests compare cbl against these, never against numbers cbl produced itself."""
 
 from __future__ import annotations
 

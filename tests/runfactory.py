@@ -14,7 +14,7 @@ def cifar_counts(n_max: int, classes: int, imbalance_factor: float) -> list[int]
     return [int(n_max * (1 / imbalance_factor) ** (i / (classes - 1))) for i in range(classes)]
 
 
-#: the paper's recipes as a run records them (cbl.training.run_files.run_fields), written from DESIGN.md
+#: the paper's recipes as a run records them (cbl.training.run_files.run_fields), written from the paper and the authors' scripts
 CIFAR_RECIPE = {"epochs": 200, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "reference_batch": 128,
                 "warmup_epochs": 5, "milestones": [160, 180], "factors": [0.01, 0.0001], "weight_decay": 0.0002,
                 "momentum": 0.9, "nesterov": False}  # fmt: skip

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cbl.training.bank import BankError, train_bank, train_bank_epoch
-from cbl.training.checkpoint import checkpoint_path, load_checkpoint
 from cbl.reporting.runs import find_runs
 from cbl.train import train
+from cbl.training.bank import BankError, train_bank, train_bank_epoch
+from cbl.training.checkpoint import checkpoint_path, load_checkpoint
 from tests.train_utils import QUIET, compose_cfg, read_history, read_metrics, run_cli, tiny_cifar_overrides
 
 #: one Table 2 cell: a softmax, a class-balanced focal and a class-balanced sigmoid run (different heads, biases

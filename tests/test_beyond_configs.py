@@ -9,13 +9,13 @@ import torch
 from omegaconf import OmegaConf
 
 from cbl import config as cbl_config
-from cbl.losses.criterion import LOSS_NAMES, build_criterion, head_type, method_label
 from cbl.data import long_tail_counts
-from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses import ClassBalancedLoss, WeightedLoss
+from cbl.losses.criterion import LOSS_NAMES, build_criterion, head_type, method_label
+from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
+from cbl.losses.weighting import DeferredReweighting
 from cbl.reporting.runs import read_run
 from cbl.training.run_files import run_fields
-from cbl.losses.weighting import DeferredReweighting
 from tests.runfactory import write_run
 from tests.test_configs import build_everything, sweep_params
 from tests.train_utils import CONFIG_DIR, compose_cfg

@@ -7,25 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbl.losses.logit_adjustment import (
-    BalancedSoftmaxLoss,
-    LDAMLoss,
-    LogitAdjustedLoss,
-    balanced_softmax_loss,
-    ldam_loss,
-    ldam_margins,
-    logit_adjusted_loss,
-)
 from cbl.losses import LOSS_TYPES, ClassBalancedLoss, WeightedLoss, class_balanced_weights, weighted_loss
+from cbl.losses.logit_adjustment import (BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss, balanced_softmax_loss,
+                                         ldam_loss, ldam_margins, logit_adjusted_loss)
+from cbl.losses.weighting import (WEIGHTINGS, DeferredReweighting, class_weights, deferred_weights,
+                                  inverse_frequency_weights)
 from cbl.models import NormedLinear, build_model, parameter_groups
 from cbl.training.optim import lr_multiplier, resolve_decay_fc_bias
-from cbl.losses.weighting import (
-    WEIGHTINGS,
-    DeferredReweighting,
-    class_weights,
-    deferred_weights,
-    inverse_frequency_weights,
-)
 from tests import reference as ref
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from cbl import train as train_module
-from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.reporting.runs import find_runs
 from cbl.train import train
+from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from tests.runfactory import run_script
 from tests.test_beyond_configs import EXPECTED
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, run_cli

@@ -10,16 +10,8 @@ import textwrap
 import pytest
 import torch
 
-from cbl.training.checkpoint import (
-    CorruptCheckpointError,
-    atomic_write_text,
-    checkpoint_path,
-    list_checkpoints,
-    load_checkpoint,
-    load_latest_checkpoint,
-    save_checkpoint,
-    verify_checkpoint,
-)
+from cbl.training.checkpoint import (CorruptCheckpointError, atomic_write_text, checkpoint_path, list_checkpoints,
+                                     load_checkpoint, load_latest_checkpoint, save_checkpoint, verify_checkpoint)
 
 
 def state(epoch: int) -> dict:

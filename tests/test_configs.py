@@ -8,8 +8,8 @@ import torch
 from omegaconf import OmegaConf
 
 from cbl import config as cbl_config
-from cbl.losses.criterion import build_criterion, head_type
 from cbl.data import build_data
+from cbl.losses.criterion import build_criterion, head_type
 from cbl.models import build_model
 from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
 from tests.data_fakes import write_cifar10, write_cifar100, write_image_list, write_imagefolder, write_inat

@@ -1,4 +1,4 @@
-"""Long-tail profile and subsets against DESIGN.md's sizes and formulas re-derived here."""
+"""Long-tail profile and subsets against the published long-tailed CIFAR sizes and formulas re-derived here."""
 
 import math
 
@@ -7,7 +7,8 @@ import pytest
 
 from cbl.data.long_tail import long_tail_counts, long_tail_indices
 
-# DESIGN.md "Long-tailed CIFAR": total training images per imbalance factor
+# total training images per imbalance factor, as the authors' data code gives them (the sum over classes of
+# n_i = int(n_max * IF**(-i / (C - 1))); CIFAR-10 IF 100: 12406, CIFAR-100 IF 100: 10847, as the paper reports)
 PAPER_TOTALS = {
     ("cifar10", 5000, 10): {1: 50000, 10: 20431, 20: 17023, 50: 13996, 100: 12406, 200: 11203},
     ("cifar100", 500, 100): {1: 50000, 10: 19573, 20: 15907, 50: 12608, 100: 10847, 200: 9502},

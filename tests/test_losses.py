@@ -1,18 +1,12 @@
-"""cbl.losses against independent float64 references (tests/reference.py) and against PyTorch's own ops."""
+"""cbl.losses.class_balanced against independent float64 references (tests/reference.py) and against PyTorch's own ops."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cbl.losses import (
-    LOSS_TYPES,
-    ClassBalancedLoss,
-    class_balanced_loss,
-    class_balanced_weights,
-    effective_number,
-    weighted_loss,
-)
+from cbl.losses import (LOSS_TYPES, ClassBalancedLoss, class_balanced_loss, class_balanced_weights, effective_number,
+                        weighted_loss)
 from tests import reference as ref
 
 BETAS = [0.0, 0.9, 0.99, 0.999, 0.9999]

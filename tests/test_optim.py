@@ -11,14 +11,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cbl.models import MODEL_NAMES, build_model, parameter_groups, resnet32
-from cbl.training.optim import (
-    OPTIMIZER_NAMES,
-    build_optimizer,
-    build_scheduler,
-    lr_multiplier,
-    resolve_decay_fc_bias,
-    scaled_lr,
-)
+from cbl.training.optim import (OPTIMIZER_NAMES, build_optimizer, build_scheduler, lr_multiplier, resolve_decay_fc_bias,
+                                scaled_lr)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CIFAR = dict(warmup_epochs=5, milestones=(160, 180), factors=(0.01, 1e-4))
@@ -262,7 +256,7 @@ def test_resolve_decay_fc_bias():
 
 
 # ----------------------------------------------------------------------------- configs
-# DESIGN.md / paper values, transcribed here independently of the YAML files
+# the paper's and the authors' scripts' values, transcribed here independently of the YAML files
 DESIGN = {
     "cifar": dict(name="sgd", lr=0.1, reference_batch=128, batch_size=128, epochs=200, momentum=0.9, nesterov=False,
                   weight_decay=2e-4, decay_bn=True, decay_fc_bias="auto", warmup_epochs=5, milestones=[160, 180], factors=[0.01, 1e-4]),
@@ -319,7 +313,7 @@ def test_every_model_has_a_config():
                                                        (1, [0.1, 0.01]), (1.0, [0.1, 0.01])])
 def test_cifar_schedule_is_the_authors_per_imbalance_factor(dataset, imbalance_factor, factors):
     """The long-tailed scripts pass multipliers 1 / 0.01 / 0.0001; the balanced one (IF 1) none, so cifar_main.py's
-    default 1 / 0.1 / 0.01 applies (DESIGN.md): however the run is composed, a sweep's IF 1 job included."""
+    default 1 / 0.1 / 0.01 applies: however the run is composed, a sweep's IF 1 job included."""
     from tests.train_utils import compose_cfg
 
     for extra in ([], ["sweep=table2_softmax_sigmoid"], ["sweep=table2_focal"]):

@@ -21,10 +21,10 @@ from omegaconf import OmegaConf
 from cbl.config import ConfigError, check
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.transforms import cifar_transform
-from cbl.training.engine import train_one_epoch
 from cbl.losses import ClassBalancedLoss
 from cbl.models import build_model
 from cbl.models.resnet_cifar import CifarResNet
+from cbl.training.engine import train_one_epoch
 from cbl.training.optim import build_optimizer, build_scheduler
 from cbl.training.perf import compile_options, tune_host_allocator
 from tests.train_utils import QUIET, ROOT, compose_cfg, demo_overrides, read_history, run_cli

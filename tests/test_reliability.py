@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from cbl import config as cbl_config
-from cbl.training.checkpoint import list_checkpoints
 from cbl.data.cifar import read_cifar_npz
 from cbl.reporting.runs import find_runs
 from cbl.train import train
-from tests.train_utils import (
-    QUIET, ROOT, compose_cfg, demo_overrides, read_history, read_metrics, run_cli, tiny_cifar_overrides,
-)
+from cbl.training.checkpoint import list_checkpoints
+from tests.train_utils import (QUIET, ROOT, compose_cfg, demo_overrides, read_history, read_metrics, run_cli,
+                               tiny_cifar_overrides)
 
 COMPARED = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "per_class_acc", "shot_acc", "samples_per_class")
 EPOCHS = 4

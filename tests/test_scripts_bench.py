@@ -11,7 +11,7 @@ from tests.train_utils import ROOT
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
-# training-set sizes of DESIGN.md (IF 200, 100, 50, 20, 10), plus the full 50,000 at IF 1
+# CIFAR-10-LT training-set sizes (IF 200, 100, 50, 20, 10), plus the full 50,000 at IF 1
 SIZES = {
     "cifar10_lt": {200: 11203, 100: 12406, 50: 13996, 20: 17023, 10: 20431, 1: 50000},
     "cifar100_lt": {200: 9502, 100: 10847, 50: 12608, 20: 15907, 10: 19573, 1: 50000},

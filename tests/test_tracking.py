@@ -8,13 +8,13 @@ import statistics
 
 import pytest
 
-from cbl.training.checkpoint import load_latest_checkpoint
-from cbl.reporting.wandb_offline import offline_runs
-from cbl.training.run_files import run_fields
 from cbl.reporting.runs import find_runs
-from cbl.training.tracking import (MAX_CLASS_SERIES, ROWS_FILE, Classes, Tracker, epoch_payload, epoch_row, final_payload,
-                          read_rows, run_tags, wandb_group)
+from cbl.reporting.wandb_offline import offline_runs
 from cbl.train import train
+from cbl.training.checkpoint import load_latest_checkpoint
+from cbl.training.run_files import run_fields
+from cbl.training.tracking import (MAX_CLASS_SERIES, ROWS_FILE, Classes, Tracker, epoch_payload, epoch_row,
+                                   final_payload, read_rows, run_tags, wandb_group)
 from tests.train_utils import compose_cfg, demo_overrides, read_history, read_metrics, run_cli
 
 wandb = pytest.importorskip("wandb")

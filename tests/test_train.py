@@ -10,11 +10,11 @@ import torch
 from omegaconf import OmegaConf
 
 from cbl import train as train_module
-from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.config import ConfigError
 from cbl.data import long_tail_counts
-from cbl.training.engine import DivergenceError
 from cbl.train import train
+from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
+from cbl.training.engine import DivergenceError
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, tiny_cifar_overrides
 
 HISTORY_KEYS = {"epoch", "lr", "train_loss", "top1_err", "top5_err", "seconds"}

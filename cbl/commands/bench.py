@@ -27,7 +27,7 @@ factor) of configs/sweep/table2_*.yaml times the runs each sweep file makes of i
 another at that rate (CIFAR-100's larger classifier is ignored: 64x100 weights).  `--concurrent K` adds a row
 with K processes of the last path training at once on the device (each with threads/K CPU threads): their
 summed throughput is what a sweep with `hydra/launcher=joblib hydra.launcher.n_jobs=K` gets.  A path named
-`<path>+bank<K>` trains K networks side by side in one `CifarResNetBank` (cbl/training/bank.py), what a sweep with
+`<path>+bank<K>` trains K networks side by side in one `CifarResNetBank` (cbl/models/bank.py; cbl/training/bank.py trains it), what a sweep with
 `hydra/launcher=bank` does with the runs of one Table 2 cell: its images/s count each network's images.
 
 Data: `--npz` (default: the shared lossy CIFAR-10 copy when it exists) or `--npz synthetic`, random uint8
@@ -111,7 +111,7 @@ BANK_SUFFIX = re.compile(r"^(?P<base>.+)\+bank(?P<k>\d+)$")
 
 
 def resolve_path(name: str) -> Path_ | None:
-    """A path by name; "<path>+bank<K>" is that path with K networks in one bank (cbl/training/bank.py)."""
+    """A path by name; "<path>+bank<K>" is that path with K networks in one bank (cbl/models/bank.py)."""
     if name in PATHS:
         return PATHS[name]
     m = BANK_SUFFIX.match(name)

@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail, invocation
-from cbl.reporting.readme import MarkerError, update_file
-from cbl.reporting.table_run import TableRunError, log_table
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
+from cbl.reporting.readme import MarkerError, update_file
 from cbl.reporting.runs import RunsError
+from cbl.reporting.table_run import TableRunError, log_table
 from cbl.reporting.tables import BUILDERS, METRICS, TableError, make_table
 
 PROG = "cbl-make-table"

@@ -49,7 +49,8 @@ from cbl.data.inaturalist import inaturalist_splits
 from cbl.data.provenance import DataSource
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.torch_loader import ArrayDataset, TorchLoader
-from cbl.data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, check_input_size, cifar_transform, inception_transform
+from cbl.data.transforms import (CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, check_input_size, cifar_transform,
+                                 inception_transform)
 from cbl.data.transforms import check_file_input_size, file_image_transform
 
 log = logging.getLogger("cbl.data")

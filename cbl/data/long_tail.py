@@ -1,4 +1,4 @@
-"""Long-tailed subsets (Cui et al., CVPR 2019, Sec. 5.1; DESIGN.md "Long-tailed CIFAR").
+"""Long-tailed subsets (Cui et al., CVPR 2019, Sec. 5.1; the authors' generate_cifar_tfrecords_im.py).
 
 Class sizes follow an exponential profile with class 0 the head:
 

@@ -26,10 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cbl.data.epoch import (
-    authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale,
-    num_batches, rank_slice,
-)
+from cbl.data.epoch import (authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator,
+                            epoch_order, loss_scale, num_batches, rank_slice)
 
 
 def to_nchw_uint8(images) -> Tensor:

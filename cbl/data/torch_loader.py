@@ -24,10 +24,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cbl.data.arrays import check_images
-from cbl.data.epoch import (
-    authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator, epoch_order, loss_scale,
-    num_batches, rank_slice,
-)
+from cbl.data.epoch import (authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator,
+                            epoch_order, loss_scale, num_batches, rank_slice)
 
 
 class ArrayDataset(Dataset):

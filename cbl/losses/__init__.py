@@ -3,28 +3,17 @@
     class_balanced.py    the paper: effective number E_n = (1 - beta**n) / (1 - beta), weights
                          w_i = (1 - beta) / (1 - beta**n_i) normalised to sum to C, and the class-balanced
                          softmax / sigmoid / focal losses, each divided by the batch size B
-    weighting.py         other per-class weights (inverse, inverse_sqrt) and deferred re-weighting (Cao et al. 2019)
+    weighting.py         the per-class weighting schemes (effective_number, inverse, inverse_sqrt) and deferred
+                         re-weighting (Cao et al. 2019)
     logit_adjustment.py  LDAM, balanced softmax and the logit-adjusted loss (per-class logit offsets)
     criterion.py         a `loss` config node -> the training criterion, and the method label of a run
 
 Import the paper's losses from here (`from cbl.losses import ClassBalancedLoss`); they need torch alone.
 """
 
-from cbl.losses.class_balanced import (
-    LOSS_TYPES,
-    REDUCTIONS,
-    ClassBalancedLoss,
-    WeightedLoss,
-    check_beta,
-    check_gamma,
-    class_balanced_loss,
-    class_balanced_weights,
-    effective_number,
-    focal_loss,
-    sigmoid_loss,
-    softmax_loss,
-    weighted_loss,
-)
+from cbl.losses.class_balanced import (LOSS_TYPES, REDUCTIONS, ClassBalancedLoss, WeightedLoss, check_beta, check_gamma,
+                                       class_balanced_loss, class_balanced_weights, effective_number, focal_loss,
+                                       sigmoid_loss, softmax_loss, weighted_loss)
 from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses.weighting import WEIGHTINGS, DeferredReweighting, class_weights
 

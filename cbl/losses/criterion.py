@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses.class_balanced import LOSS_TYPES, WeightedLoss
+from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
 from cbl.losses.weighting import DeferredReweighting, class_weights
 
-#: the paper's losses (cbl.losses)
+#: the paper's losses (cbl.losses.class_balanced)
 PAPER_LOSS_NAMES = tuple(LOSS_TYPES)
 #: losses beyond the paper (cbl.losses.logit_adjustment)
 EXTRA_LOSS_NAMES = ("ldam", "balanced_softmax", "logit_adjusted")

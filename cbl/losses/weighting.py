@@ -95,8 +95,8 @@ def deferred_weights(weights: Tensor, epoch: int, drw_epoch: int | None) -> Tens
 
 
 class DeferredReweighting(nn.Module):
-    """Wraps a loss module that holds its per-class weights in a `weights` buffer (every loss of cbl.losses
-    and cbl.losses.logit_adjustment does): `set_epoch(e)` sets them to all ones for e <= drw_epoch and to the
+    """Wraps a loss module that holds its per-class weights in a `weights` buffer (every loss of
+    cbl.losses.class_balanced and cbl.losses.logit_adjustment does): `set_epoch(e)` sets them to all ones for e <= drw_epoch and to the
     wrapped loss's weights afterwards.  Call `set_epoch` before the first step of every epoch.
 
     Example:

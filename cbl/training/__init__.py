@@ -7,7 +7,7 @@
     checkpoint.py       atomic, verified checkpoints (crash-safe resume)
     run_files.py        the run folder: config.yaml, metrics.jsonl, metrics.json
     tracking.py         Weights & Biases logging that never stops training
-    distributed.py      DistributedDataParallel setup (torchrun) and the device choice
+    distributed.py      DistributedDataParallel setup (torchrun, submitit) and the device choice
     perf.py             settings that change speed, never results (host allocator, torch.compile options)
     bank.py             K configurations of one Table 2 cell trained together on one device
     faults.py           fault injection for the crash-safety tests

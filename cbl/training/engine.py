@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cbl.metrics import EvalAccumulator
 from cbl.training.distributed import all_reduce_mean
 from cbl.training.faults import maybe_kill
-from cbl.metrics import EvalAccumulator
 
 
 class DivergenceError(RuntimeError):

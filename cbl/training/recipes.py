@@ -1,4 +1,4 @@
-"""The training recipes behind the paper's tables (Cui et al., CVPR 2019, Sec. 5; the authors' scripts; DESIGN.md).
+"""The training recipes behind the paper's tables (Cui et al., CVPR 2019, Sec. 5; the authors' scripts).
 
 The configs (configs/optim/cifar.yaml, large_scale.yaml) hold these values (tests/test_scripts_runs.py checks that
 a run of the shipped configs has no recipe difference); the CIFAR lr factors depend on the imbalance factor
@@ -12,7 +12,7 @@ from __future__ import annotations
 TABLE2_DATASETS = ("cifar10_lt", "cifar100_lt")
 TABLE3_DATASETS = ("inat2017", "inat2018", "ilsvrc2012")
 
-#: The training recipe behind each table (the paper's Sec. 5 and the authors' scripts; see DESIGN.md), in the
+#: The training recipe behind each table (the paper's Sec. 5 and the authors' scripts), in the
 #: fields a run records (cbl.training.run_files.run_fields).  `lr` is the rate after warm-up, lr * batch / reference_batch.
 #: The CIFAR factors multiply the base lr from each milestone on: x0.01 / x0.0001 in the long-tailed scripts,
 #: x0.1 / x0.01 in the balanced one (IF 1, `cifar_trainval.sh` passes no multipliers: cifar_main.py's default).

@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cbl.training.checkpoint import atomic_write_text
 from cbl.losses.criterion import method_label
+from cbl.training.checkpoint import atomic_write_text
 
 
 @functools.cache
