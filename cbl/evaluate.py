@@ -229,10 +229,11 @@ def _trained_as(state: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the evaluation
 def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` and write its files; returns (evaluation.json's content, the output folder)."""
-    from cbl.training.distributed import DistEnv, resolve_device
     from cbl.reporting.eval_report import evaluate_with_predictions, plot_per_class_accuracy, write_confusion
+    from cbl.training.distributed import DistEnv, resolve_device
     from cbl.training.perf import compile_options
-    from cbl.train import AMP_DTYPES, build_on, build_run_data, seed_everything
+    from cbl.training.reproducibility import seed_everything
+    from cbl.training.run import AMP_DTYPES, build_on, build_run_data
 
     plain, recorded_source = config_of(target)
     cfg = OmegaConf.create(plain)

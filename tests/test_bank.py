@@ -1,4 +1,4 @@
-"""cbl.training.bank: K configurations of one Table 2 cell trained together equal their separate runs (cbl.train.train)
+"""cbl.training.bank: K configurations of one Table 2 cell trained together equal their separate runs (cbl.training.run.train)
 within float tolerance -- per-epoch losses, errors, final weights and optimizer state; a member's checkpoint
 resumes as a separate run; a diverging member fails alone; configs that cannot share a bank are refused."""
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from cbl.reporting.runs import find_runs
-from cbl.train import train
 from cbl.training.bank import BankError, train_bank, train_bank_epoch
 from cbl.training.checkpoint import checkpoint_path, load_checkpoint
+from cbl.training.run import train
 from tests.train_utils import QUIET, compose_cfg, read_history, read_metrics, run_cli, tiny_cifar_overrides
 
 #: one Table 2 cell: a softmax, a class-balanced focal and a class-balanced sigmoid run (different heads, biases
@@ -69,7 +69,7 @@ def assert_same_run(bank_dir: Path, solo_dir: Path, epoch: int, atol: float = 1e
 
 @pytest.fixture(scope="module")
 def solo_and_bank(tmp_path_factory):
-    """Each member trained alone (cbl.train.train) and all four in one bank, 2 epochs each."""
+    """Each member trained alone (cbl.training.run.train) and all four in one bank, 2 epochs each."""
     tmp = tmp_path_factory.mktemp("bank")
     configs = cfgs(tmp / "data")
     for name, cfg in configs.items():
@@ -127,7 +127,7 @@ def test_a_diverging_member_fails_alone(tmp_path):
     """Member 1's loss turns NaN at step 2: it is masked out and reported; member 0 trains on as it would alone."""
     configs = cfgs(tmp_path / "data", epochs=1)
     from cbl.models.bank import CifarResNetBank
-    from cbl.train import build
+    from cbl.training.run import build
     from cbl.training.distributed import setup_distributed
 
     env = setup_distributed("cpu")
@@ -145,7 +145,7 @@ def test_a_diverging_member_fails_alone(tmp_path):
 
     def run(members, criteria):
         from cbl.training.bank import bank_optimizer
-        from cbl.train import build_schedule
+        from cbl.training.run import build_schedule
 
         bank = CifarResNetBank([s.model for s in members])
         opt = bank_optimizer(bank, members)

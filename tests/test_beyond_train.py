@@ -5,10 +5,10 @@ switches at the right epoch in the training loop, and a DRW run with class-aware
 import pytest
 import torch
 
-from cbl import train as train_module
 from cbl.reporting.runs import find_runs
-from cbl.train import train
+from cbl.training import run as run_module
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
+from cbl.training.run import train
 from tests.runfactory import run_script
 from tests.test_beyond_configs import EXPECTED
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, run_cli
@@ -66,8 +66,8 @@ class Recorder:
 
 
 def test_drw_switches_in_the_training_loop_after_drw_epoch_epochs(tmp_path, monkeypatch):
-    real, made = train_module.build_criterion, []
-    monkeypatch.setattr(train_module, "build_criterion", lambda cfg, counts: made.append(Recorder(real(cfg, counts))) or made[-1])
+    real, made = run_module.build_criterion, []
+    monkeypatch.setattr(run_module, "build_criterion", lambda cfg, counts: made.append(Recorder(real(cfg, counts))) or made[-1])
     cfg = compose_cfg(*demo_overrides(epochs=4), *QUIET, "method=drw", "loss.drw_epoch=2")
     train(cfg, tmp_path / "run")
     seen = made[0].seen

@@ -16,7 +16,7 @@ from cbl.data import build_data, provenance
 from cbl.data.custom import custom_splits
 from cbl.data.long_tail import class_shuffle, long_tail_counts
 from cbl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, small_image_transform
-from cbl.train import train
+from cbl.training.run import train
 from tests.data_fakes import write_image, write_image_list, write_imagefolder, write_listed_images
 from tests.train_utils import QUIET, compose_cfg, read_metrics, run_cli
 

@@ -13,7 +13,7 @@ from cbl.data import build_data, load_cifar_lt, provenance
 from cbl.data import cifar as cifar_module
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
-from cbl.train import train
+from cbl.training.run import train
 from tests.data_fakes import write_cifar10, write_imagefolder, write_inat
 from tests.train_utils import QUIET, compose_cfg, read_metrics, tiny_cifar_overrides
 

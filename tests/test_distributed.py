@@ -20,9 +20,9 @@ from cbl.config import ConfigError
 from cbl.data.epoch import loss_scale, num_batches, rank_slice
 from cbl.data.tensor_loader import TensorLoader
 from cbl.models import build_model
-from cbl.train import check_distributed
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.training.distributed import DistEnv, export_submitit_env, process_rank, resolve_device
+from cbl.training.run import check_distributed
 from tests.train_utils import compose_cfg, demo_overrides, read_history, read_metrics, run_cli, run_torchrun
 
 TORCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

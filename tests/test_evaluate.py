@@ -14,8 +14,8 @@ from cbl.evaluate import main as evaluate_main
 from cbl.evaluate import state_dict_mismatch
 from cbl.metrics import shot_accuracy
 from cbl.reporting.runs import find_runs
-from cbl.train import train
 from cbl.training.checkpoint import list_checkpoints
+from cbl.training.run import train
 from tests.data_fakes import write_cifar10
 from tests.train_utils import QUIET, ROOT, compose_cfg, demo_overrides, read_metrics, tiny_cifar_overrides
 

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from cbl.config import RUNTIME_KEYS, ConfigError, check, run_name
 from cbl.evaluate import main as evaluate_main
-from cbl.train import save_run_checkpoint, train
 from cbl.training.checkpoint import best_epoch, list_checkpoints, load_checkpoint, save_checkpoint
+from cbl.training.run import save_run_checkpoint, train
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics
 
 

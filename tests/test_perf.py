@@ -178,7 +178,7 @@ def test_compiled_model_gives_the_same_loss_and_gradients():
 @pytest.mark.slow
 def test_compiled_run_checkpoints_the_plain_module_and_resumes(tmp_path):
     from cbl.training.checkpoint import load_latest_checkpoint
-    from cbl.train import train
+    from cbl.training.run import train
 
     train(compose_cfg(*demo_overrides(epochs=2), *QUIET, "compile=true"), tmp_path / "run")
     state = load_latest_checkpoint(tmp_path / "run")
@@ -199,7 +199,7 @@ def test_runs_side_by_side_equal_runs_one_at_a_time(tmp_path):
     out = run_cli(sweep, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     for seed in (0, 1):
-        from cbl.train import train
+        from cbl.training.run import train
 
         alone = tmp_path / f"alone{seed}"
         train(compose_cfg(*demo_overrides(epochs=2), *QUIET, f"seed={seed}"), alone)

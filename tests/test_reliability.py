@@ -12,8 +12,8 @@ import pytest
 from cbl import config as cbl_config
 from cbl.data.cifar import read_cifar_npz
 from cbl.reporting.runs import find_runs
-from cbl.train import train
 from cbl.training.checkpoint import list_checkpoints
+from cbl.training.run import train
 from tests.train_utils import (QUIET, ROOT, compose_cfg, demo_overrides, read_history, read_metrics, run_cli,
                                tiny_cifar_overrides)
 

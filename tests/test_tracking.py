@@ -10,8 +10,8 @@ import pytest
 
 from cbl.reporting.runs import find_runs
 from cbl.reporting.wandb_offline import offline_runs
-from cbl.train import train
 from cbl.training.checkpoint import load_latest_checkpoint
+from cbl.training.run import train
 from cbl.training.run_files import run_fields
 from cbl.training.tracking import (MAX_CLASS_SERIES, ROWS_FILE, Classes, Tracker, epoch_payload, epoch_row,
                                    final_payload, read_rows, run_tags, wandb_group)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl import train as train_module
 from cbl.config import ConfigError
 from cbl.data import long_tail_counts
-from cbl.train import train
+from cbl.training import run as run_module
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.training.engine import DivergenceError
+from cbl.training.run import train
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, tiny_cifar_overrides
 
 HISTORY_KEYS = {"epoch", "lr", "train_loss", "top1_err", "top5_err", "seconds"}
@@ -133,8 +133,8 @@ class NaNAt:
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = train_module.build_criterion
-    monkeypatch.setattr(train_module, "build_criterion", lambda cfg, counts: NaNAt(real(cfg, counts), 2, 3, 8))
+    real = run_module.build_criterion
+    monkeypatch.setattr(run_module, "build_criterion", lambda cfg, counts: NaNAt(real(cfg, counts), 2, 3, 8))
     run_dir = tmp_path / "run"
     with pytest.raises(DivergenceError, match=r"non-finite training loss \(nan\) at epoch 2, step 3/8"):
         train(compose_cfg(*demo_overrides(epochs=3), *QUIET), run_dir)
@@ -145,7 +145,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
 
 
 def test_sigterm_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, monkeypatch):
-    real = train_module.build_criterion
+    real = run_module.build_criterion
 
     class TermAt(NaNAt):
         def __call__(self, logits, labels):
@@ -154,12 +154,12 @@ def test_sigterm_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, monk
                 os.kill(os.getpid(), signal.SIGTERM)
             return self.criterion(logits, labels)
 
-    monkeypatch.setattr(train_module, "build_criterion", lambda cfg, counts: TermAt(real(cfg, counts), 2, 5, 8))
+    monkeypatch.setattr(run_module, "build_criterion", lambda cfg, counts: TermAt(real(cfg, counts), 2, 5, 8))
     run_dir = tmp_path / "run"
-    with pytest.raises(train_module.Preempted):
+    with pytest.raises(run_module.Preempted):
         train(compose_cfg(*demo_overrides(epochs=3), *QUIET), run_dir)
     assert read_metrics(run_dir)["status"] == "interrupted"
-    monkeypatch.setattr(train_module, "build_criterion", real)
+    monkeypatch.setattr(run_module, "build_criterion", real)
     final = train(compose_cfg(*demo_overrides(epochs=3), *QUIET, "resume=true"), run_dir)
     assert final["status"] == "finished" and [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
 

@@ -217,7 +217,8 @@ class Runner:
         from cbl.data import build_data
         from cbl.training.distributed import DistEnv, resolve_device
         from cbl.training.perf import compile_options, tune_host_allocator
-        from cbl.train import build_on, build_schedule, seed_everything
+        from cbl.training.reproducibility import seed_everything
+        from cbl.training.run import build_on, build_schedule
 
         self.torch = torch
         if path.tuned_allocator:
@@ -228,7 +229,7 @@ class Runner:
         seed_everything(int(cfg.seed), bool(cfg.deterministic))
         self.device = device = resolve_device(str(cfg.device))
         self.check_every = int(cfg.loss_check_every)
-        # the loaders as cbl.train.build_run_data makes them, without its CPU allocator tuning (a path's choice)
+        # the loaders as cbl.training.run.build_run_data makes them, without its CPU allocator tuning (a path's choice)
         data_cfg = {**OmegaConf.to_container(cfg.dataset, resolve=True), "channels_last": bool(cfg.channels_last)}
         self.data = data = build_data(data_cfg, seed=int(cfg.seed), device=device, batch_size=int(cfg.optim.batch_size),
                                       eval_batch_size=int(cfg.eval_batch_size))

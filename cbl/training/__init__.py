@@ -1,5 +1,6 @@
 """cbl.training: what `python -m cbl.train` (cbl/train.py) runs, from the recipe to the files a run leaves.
 
+    run.py              one run: build, resume, the epochs, the final metrics; every failure recorded
     recipes.py          the paper's training recipes (epochs, lr milestones and factors) behind each table
     optim.py            SGD and the authors' lr schedule (linear warm-up, then steps at the milestones)
     engine.py           one training epoch and one evaluation pass

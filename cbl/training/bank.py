@@ -36,14 +36,15 @@ from torch import nn
 from cbl import config as cbl_config
 from cbl.metrics import EvalAccumulator
 from cbl.models.bank import BankError, CifarResNetBank
-from cbl.train import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics,
-                       open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity, save_run_checkpoint)
 from cbl.training.checkpoint import CorruptCheckpointError
 from cbl.training.distributed import setup_distributed
 from cbl.training.engine import DivergenceError, autocast
 from cbl.training.faults import maybe_kill
 from cbl.training.perf import compile_options
 from cbl.training.reproducibility import seed_everything
+from cbl.training.run import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics,
+                              open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity,
+                              save_run_checkpoint)
 from cbl.training.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.training.tracking import Tracker, epoch_row
 

@@ -112,5 +112,5 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "precision": cfg.precision,
         "order": cfg.dataset.get("order", "shuffled"),  # the training order (cbl/data/epoch.py)
-        "data_source": None,  # known once the data is read (cbl.train.resume_identity)
+        "data_source": None,  # known once the data is read (cbl.training.run.resume_identity)
     }
