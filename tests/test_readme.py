@@ -585,7 +585,19 @@ def check_file_map(docs) -> list[str]:
         if path.is_dir() and not path.name.startswith("__") and not path.is_symlink():
             names.add(f"{path.name}/")
     missing = sorted(n for n in names if not re.search(r"(?<![\w.-])" + re.escape(n), text))
-    return [f"docs/development.md:{first}: the file map does not name {n}" for n in missing]
+    return [f"docs/development.md:{first}: the file map does not name {n}" for n in missing] + check_readme_file_map(docs)
+
+
+def check_readme_file_map(docs) -> list[str]:
+    """The README's short file map (a `text` block listing cbl/) starts every line with a path that exists."""
+    readme = next((d for d in docs if d.name == "README.md"), None)
+    block = next(((first, body) for lang, first, body in readme.blocks
+                  if lang == "text" and any(line.startswith("cbl/") for line in body)), None) if readme else None
+    if block is None:
+        return ["README.md: no file map (a text block listing cbl/)"]
+    first, body = block
+    return [f"README.md:{first + i}: the file map names {line.split()[0]}, which does not exist"
+            for i, line in enumerate(body) if line.strip() and not (ROOT / line.split()[0]).exists()]
 
 
 CHECKS = [check_make_targets, check_paths, check_group_options, check_links, check_train_commands,
@@ -633,3 +645,9 @@ def test_an_unknown_anchor_and_a_stale_writer_are_caught():
                 if p.startswith("docs/seeded.md")]
     assert problems == [("docs/seeded.md:4: writes the generated section 'table2' of docs/evaluate.md, which has no "
                          "<!-- cbl:table2:start/end --> markers")], problems
+
+
+def test_a_readme_file_map_line_naming_a_missing_path_is_caught():
+    readme = parse_doc("README.md", "# x\n\n```text\ncbl/losses/      the losses\ncbl/no_such_room/ nothing\n```\n")
+    assert check_readme_file_map([readme]) == [
+        "README.md:5: the file map names cbl/no_such_room/, which does not exist"]
