@@ -6,7 +6,7 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from cbl.config import run_group, run_name
+from cbl.config import run_group, run_name, sweep_runs
 from tests.train_utils import compose_cfg
 
 
@@ -74,8 +74,6 @@ def test_your_own_data_elsewhere_is_another_run(tmp_path):
 
 def test_values_on_the_command_line_narrow_a_sweep_to_the_jobs_that_match():
     # `make evidence-lossy ARGS="loss=softmax loss.beta=0.9999"` trains (and collects) that one configuration only
-    from cbl.config import sweep_runs
-
     six = sweep_runs(["sweep=evidence_lossy"])
     one = sweep_runs(["sweep=evidence_lossy", "loss=softmax", "loss.beta=0.9999"])
     assert len(six) == 6 and len(one) == 1 and one <= six
