@@ -154,6 +154,16 @@ def run_name(plain_cfg: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+=-]", "_", "-".join(parts)) + "-" + digest
 
 
+def recorded_run_name(recorded: dict[str, Any]) -> str:
+    """The run name of a run folder's config.yaml, whatever folder the run was written to (hydra.run.dir): the
+    resolved config as composed, so the `data_source` that training writes beside it (once the data is read,
+    after the folder was named) is left out."""
+    missing = [k for k in ("dataset", "model", "loss", "seed") if k not in recorded]
+    if missing:
+        raise ValueError(f"not a cbl.train config: no {', '.join(missing)}")
+    return run_name({k: v for k, v in recorded.items() if k != "data_source"})
+
+
 def run_group(plain_cfg: dict[str, Any]) -> str:
     """The default `name` (the folder under output_dir): the paper's table for its losses on its datasets (table2,
     table3), "methods" for the methods beyond the paper on those datasets, "runs" for anything else."""

@@ -59,3 +59,12 @@ def test_a_table_from_committed_runs_is_what_its_command_writes(tmp_path, doc, m
     regenerated = {m["marker"]: m["body"] for m in GENERATED.finditer((tmp_path / doc).read_text())}[marker]
     assert DATE.sub(" on DATE._", regenerated) == DATE.sub(" on DATE._", body), (
         f"{doc}: the generated section {marker!r} differs from what `{' '.join(args)}` writes; regenerate it")
+
+
+def test_every_committed_run_is_in_the_folder_its_configuration_names():
+    # as scripts/collect_runs.py writes them, so collecting a configuration again replaces its copy, never adds one
+    from cbl.commands.collect_runs import copy_name
+
+    runs = sorted(p.parent for p in (ROOT / "benchmarks").rglob("config.yaml"))
+    assert len(runs) >= 13
+    assert [r.name for r in runs] == [copy_name(r) for r in runs]

@@ -1,11 +1,14 @@
 """Copy the summaries of finished runs (config.yaml, metrics.json, metrics.jsonl, .hydra/overrides.yaml; never
-checkpoints or wandb files) into a folder meant to be committed, keeping each run's folder name.
+checkpoints or wandb files) into a folder meant to be committed, each under its run name (cbl.config.run_name of
+its config.yaml, the folder `python -m cbl.train` gives that configuration), wherever the run was written.
 
     cbl-collect-runs --runs outputs/table2 --to benchmarks/evidence_lossy --recipe all \\
         --where precision=bf16 --where 'data_source=npz:cifar10_jpeg_lossy.npz@*'
 
 The copies are complete run directories for cbl.reporting.runs: tables and figures made from the folder show the
-same numbers as from the runs themselves.  Collecting again overwrites the copies with the runs' current files.
+same numbers as from the runs themselves.  A configuration has one copy however often and from wherever it is
+collected (a run under hydra.run.dir=..., the same configuration from a sweep): collecting again overwrites it with
+the run's current files, and two runs of one configuration in one selection are an error.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
+from cbl.config import recorded_run_name
 from cbl.reporting.runs import RunsError
 
 PROG = "cbl-collect-runs"
@@ -23,15 +27,28 @@ PROG = "cbl-collect-runs"
 SUMMARY_FILES = ("config.yaml", "metrics.json", "metrics.jsonl", ".hydra/overrides.yaml")
 
 
+def copy_name(run_dir: Path) -> str:
+    """The run name of the run in run_dir, read from its config.yaml."""
+    import yaml  # only needed here, as in cbl.reporting.runs
+
+    try:
+        recorded = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        return recorded_run_name(recorded if isinstance(recorded, dict) else {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as e:
+        raise RunsError(f"cannot name the run in {run_dir} from its config.yaml: {e}") from None
+
+
 def collect(runs, to: Path) -> list[Path]:
-    """Copy each finished run's summary files to to/<run folder name>; the folders written."""
-    names = [r.path.name for r in runs]
-    clash = sorted({n for n in names if names.count(n) > 1})
-    if clash:
-        raise RunsError(f"two selected runs share the folder name {clash[0]}; select fewer runs with --where")
+    """Copy each finished run's summary files to to/<run name>; the folders written."""
+    names = {r.path: copy_name(r.path) for r in runs}
+    seen: dict[str, Path] = {}
+    for path, name in names.items():
+        if name in seen:
+            raise RunsError(f"{seen[name]} and {path} are one configuration ({name}); select one with --runs or --where")
+        seen[name] = path
     written = []
     for r in runs:
-        dest = to / r.path.name
+        dest = to / names[r.path]
         for name in SUMMARY_FILES:
             src = r.path / name
             if src.is_file():
