@@ -18,7 +18,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from omegaconf import OmegaConf
 
-from cbl.config import ConfigError, check
+from cbl.config import ConfigError, check, run_name
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.transforms import cifar_transform
 from cbl.losses import ClassBalancedLoss
@@ -202,8 +202,9 @@ def test_runs_side_by_side_equal_runs_one_at_a_time(tmp_path):
         from cbl.training.run import train
 
         alone = tmp_path / f"alone{seed}"
-        train(compose_cfg(*demo_overrides(epochs=2), *QUIET, f"seed={seed}"), alone)
-        (together,) = [d for d in (tmp_path / "demo").iterdir() if d.name.endswith(f"seed={seed}")]
+        cfg = compose_cfg(*demo_overrides(epochs=2), *QUIET, f"seed={seed}")
+        train(cfg, alone)
+        together = tmp_path / "demo" / run_name(OmegaConf.to_container(cfg, resolve=True))
         strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
         assert strip(read_history(together)) == strip(read_history(alone))
         assert OmegaConf.load(together / "config.yaml").seed == seed
