@@ -9,7 +9,7 @@ LOCK   ?= requirements.lock
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-tables compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
+.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-queue evidence-tables compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -72,6 +72,13 @@ evidence-lossy: $(STAMP) ## CIFAR-10-LT IF 100, full schedule, on the lossy CIFA
 	    --sweep "sweep=evidence_lossy $(ARGS)" || status=1; \
 	$(MAKE) --no-print-directory evidence-tables || status=1; \
 	exit $$status
+
+# the lossy-copy runs still to train, one configuration per line (a run that stops resumes; committed ones are skipped)
+EVIDENCE_QUEUE ?= benchmarks/evidence_queue.txt
+
+evidence-queue: $(STAMP) ## train EVIDENCE_QUEUE's configurations in order on the lossy copy (hours each on a CPU; resumable), each finished summary into benchmarks/evidence_lossy
+	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) scripts/run_queue.py $(EVIDENCE_QUEUE) --base "sweep=evidence_lossy $(ARGS)" \
+	    --runs outputs/table2 --to benchmarks/evidence_lossy
 
 evidence-tables: $(STAMP) ## regenerate the README's lossy-copy evidence (tables and figures) from benchmarks/evidence_lossy
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table 2 --readme README.md --marker evidence-table2
