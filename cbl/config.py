@@ -70,7 +70,7 @@ INPUT_SIZES = {
 #: itself does): a run may resume with them changed
 RUNTIME_KEYS = (
     "resume", "device", "channels_last", "compile", "progress", "wandb", "name", "output_dir", "keep_checkpoints",
-    "keep_best", "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download",
+    "keep_best", "save_predictions", "loss_check_every", "eval_batch_size", "distributed.backend", "dataset.root", "dataset.download",
     "dataset.npz", "dataset.num_workers", "dataset.pin_memory", "dataset.persistent_workers", "dataset.prefetch_factor",
     "dataset.lists_dir",
 )
@@ -352,8 +352,9 @@ def check(cfg: DictConfig) -> None:
         _fail("device", cfg.device, "choose auto, cpu, cuda or cuda:<index>")
     for key in ("eval_every", "eval_batch_size", "keep_checkpoints", "loss_check_every"):
         _positive_int(cfg, key, key)
-    if cfg.get("keep_best", False) not in (True, False):
-        _fail("keep_best", cfg.keep_best, "must be true or false")
+    for flag in ("keep_best", "save_predictions"):
+        if cfg.get(flag, False) not in (True, False):
+            _fail(flag, cfg[flag], "must be true or false")
     if cfg.wandb.mode not in WANDB_MODES:
         _fail("wandb.mode", cfg.wandb.mode, f"choose one of {', '.join(WANDB_MODES)}")
 

@@ -9,10 +9,12 @@
 Rebuilds the model and the test data from the run's config.yaml (the `data_source:` record at its end says what
 the data was, it is no config key), loads a checkpoint (the newest valid one by default), evaluates the test set
 exactly as training does (the same loader, batch size, precision, channels_last and compile settings: cbl.training.engine),
-and writes <run>/eval/<checkpoint name>/ (or --out): evaluation.json (top-1 / top-5 error, per-class and many /
-medium / few-shot accuracy, cbl.metrics.shot_accuracy, and what training recorded for that epoch), the confusion
-matrix and predictions, and two PNGs (cbl/reporting/eval_report.py).  On the device and precision it was trained with, a
-run's final checkpoint gives metrics.json's numbers exactly.
+and writes <run>/eval/<checkpoint name>/ (or --out): evaluation.json (top-1 / top-5 error, ECE and NLL, per-class and
+many / medium / few-shot accuracy, cbl.metrics.shot_accuracy, and what training recorded for that epoch), the
+confusion matrix, predictions.npz (logits and labels, cbl/predictions.py) and two PNGs (cbl/reporting/eval_report.py).
+On the device and precision it was trained with, a run's final checkpoint gives metrics.json's numbers exactly; a
+finished run recorded before predictions and calibration were saved is then completed (`complete_run`): its
+predictions_last.npz and metrics.json's ece / nll come from that very evaluation.
 
 `key=value` overrides change the run's config as on the `cbl-train` command line (existing keys only: a typo is
 an error); runtime keys (dataset.root, device, eval_batch_size, ...) are what they are for.  A checkpoint file
@@ -42,8 +44,8 @@ from cbl import config as cbl_config
 from cbl.cli import ArgumentParser, fail
 from cbl.metrics import shot_accuracy
 from cbl.reporting.runs import RunsError, read_history
-from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, best_epoch, checkpoint_path,
-                                     list_checkpoints, load_checkpoint, load_latest_checkpoint)
+from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, atomic_write, best_epoch,
+                                     checkpoint_path, list_checkpoints, load_checkpoint, load_latest_checkpoint)
 from cbl.training.run_files import write_json
 
 log = logging.getLogger("cbl.evaluate")
@@ -233,7 +235,8 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
     from cbl.training.distributed import DistEnv, resolve_device
     from cbl.training.perf import compile_options
     from cbl.training.reproducibility import seed_everything
-    from cbl.training.run import AMP_DTYPES, build_on, build_run_data
+    from cbl.calibration import probability_of
+    from cbl.training.run import AMP_DTYPES, build_on, build_run_data, logit_scale
 
     plain, recorded_source = config_of(target)
     cfg = OmegaConf.create(plain)
@@ -265,11 +268,12 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
         log.warning("note: the checkpoint was trained with %s=%r, the config used here says %r", *trained)
 
     eval_model = torch.compile(model, **compile_options(cfg.compile)) if cfg.compile else model  # as training ran it
+    epoch = int(target.state["epoch"])
     result = evaluate_with_predictions(eval_model, data.test, data.num_classes, device=device,
-                                       amp_dtype=AMP_DTYPES[cfg.precision])
+                                       amp_dtype=AMP_DTYPES[cfg.precision], probability=probability_of(cfg.loss.name),
+                                       logit_scale=logit_scale(cfg), epoch=epoch)
     m = result.metrics
     shot = shot_accuracy(m["per_class_acc"], data.samples_per_class)
-    epoch = int(target.state["epoch"])
     recorded = next((r for r in target.state.get("history", []) if r.get("epoch") == epoch), None)
     recorded = {k: recorded.get(k) for k in ("top1_err", "top5_err")} if recorded and recorded.get("top1_err") is not None else None
 
@@ -284,6 +288,9 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
     metrics = {
         "top1_err": m["top1_err"],
         "top5_err": m["top5_err"],
+        "ece": m["ece"],
+        "nll": m["nll"],
+        "probability": result.probability,
         "n": m["n"],
         "per_class_acc": m["per_class_acc"],
         "shot_acc": shot,
@@ -303,9 +310,35 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
         "files": files,
     }
     write_json(out / EVAL_FILE, metrics)
+    metrics["completed"] = complete_run(target, cfg, metrics, out)
     if metrics["same_data_as_training"] is False:
         log.warning("note: the test data read now (%s) is not what the run trained on (%s)", data.source.id, source_id)
     return metrics, out
+
+
+def complete_run(target: Target, cfg: DictConfig, metrics: dict[str, Any], out: Path) -> list[str]:
+    """A finished run trained before predictions and calibration were recorded gets them from its final checkpoint:
+    when the checkpoint is the last epoch's and its evaluation here reproduces the recorded top-1 / top-5 errors
+    exactly (the same device and precision), predictions_last.npz is copied into the run folder and metrics.json gains
+    ece, nll and probability.  Anything the run already has is left alone.  Returns the files completed."""
+    from cbl.predictions import LAST
+    from cbl.training.run_files import is_finished
+
+    run_dir = target.run_dir
+    finished = is_finished(run_dir) if run_dir is not None else None
+    if not finished or metrics["epoch"] != int(cfg.optim.epochs) or not metrics["matches_recorded"]:
+        return []
+    done = []
+    if not (run_dir / LAST).is_file():
+        atomic_write(run_dir / LAST, lambda f: f.write((out / "predictions.npz").read_bytes()))
+        done.append(LAST)
+    if any(k not in finished for k in ("ece", "nll", "probability")):
+        write_json(run_dir / "metrics.json", {**finished, **{k: finished.get(k, metrics[k]) for k in
+                                                             ("ece", "nll", "probability")}})
+        done.append("metrics.json")
+    for name in done:
+        log.info("completed %s", run_dir / name)
+    return done
 
 
 def _pct(value: float | None) -> str:

@@ -5,9 +5,11 @@ Composes dataset x model x loss x optim from configs/ (Hydra), trains with the c
 Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
 
     config.yaml        the resolved config and the data source (cbl/data/provenance.py)
-    metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, seconds
-    metrics.json       at the end: last-epoch and best errors, per-class and many/medium/few-shot accuracy,
+    metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, ece, nll, seconds
+    metrics.json       at the end: last-epoch and best errors, ECE and NLL, per-class and many/medium/few-shot accuracy,
                        samples_per_class, seed, data source, git commit, wall time (status "failed" + error on failure)
+    predictions_last.npz  the last epoch's test logits and labels (cbl/predictions.py; predictions_best.npz too with
+                       keep_best=true; none with save_predictions=false)
     checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`
                        continues from the newest valid one; `cbl-evaluate <run dir>` re-evaluates one (cbl/evaluate.py)
     wandb/             the wandb run (offline by default)

@@ -111,3 +111,40 @@ def class_sampling_probs(counts, q: float) -> np.ndarray:
     n = np.asarray(counts, dtype=np.float64)
     p = n * n ** (q - 1.0)
     return p / p.sum()
+
+
+def class_probabilities(z, probability: str, scale: float = 1.0) -> np.ndarray:
+    """softmax(scale * z), or the normalised one-vs-rest sigmoids sigma(z_c) / sum_j sigma(z_j) (moderate |z|)."""
+    z = np.asarray(z, dtype=np.float64)
+    if probability == "softmax":
+        return np.exp(log_softmax(scale * z))
+    p = _sigmoid(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def ece_nll(z, y, probability: str, bins: int = 15, scale: float = 1.0) -> tuple[float, float]:
+    """Guo et al. (2017): ECE (%) over `bins` equal-width bins (lo, hi] of the top-1 confidence, one image at a time,
+    and the mean negative log-likelihood of the true class."""
+    p = class_probabilities(z, probability, scale)
+    y = np.asarray(y)
+    members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for row, label in zip(p, y):
+        top = int(np.argmax(row))
+        conf = float(row[top])
+        b = next(i for i in range(bins) if conf <= (i + 1) / bins)  # conf > i / bins for the first such i
+        members[b].append((conf, top == label))
+    ece = sum(len(m) / len(y) * abs(np.mean([c for _, c in m]) - np.mean([f for f, _ in m])) for m in members if m)
+    nll = float(-np.mean(np.log(p[np.arange(len(y)), y])))
+    return 100.0 * ece, nll
+
+
+def paired_bootstrap(wrong_a, wrong_b, resamples: int, seed: int) -> np.ndarray:
+    """Error differences (%, a - b) over `resamples` draws of N test images with replacement (the same draw for a and b)."""
+    rng = np.random.default_rng(seed)
+    wrong_a, wrong_b = np.asarray(wrong_a, float), np.asarray(wrong_b, float)
+    n = len(wrong_a)
+    out = np.empty(resamples)
+    for r in range(resamples):
+        idx = rng.integers(0, n, n)
+        out[r] = 100.0 * (wrong_a[idx].mean() - wrong_b[idx].mean())
+    return out

@@ -24,6 +24,7 @@ def trained_into(folder, *overrides: str):
     (folder / ".hydra" / "overrides.yaml").write_text("- loss=softmax\n- loss.beta=0.9999\n")
     (folder / "checkpoints").mkdir()
     (folder / "checkpoints" / "last.pt").write_bytes(b"weights")
+    (folder / "predictions_last.npz").write_bytes(b"predictions")
     (folder / "train.log").write_text("log\n")
     return folder
 
@@ -34,7 +35,7 @@ def test_a_run_written_anywhere_is_copied_under_the_name_its_sweep_gives_it(tmp_
     assert collect_runs.main(["--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "kept")]) == 0
     copy = tmp_path / "kept" / expected
     assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == [
-        ".hydra/overrides.yaml", "config.yaml", "metrics.json", "metrics.jsonl"]  # fmt: skip
+        ".hydra/overrides.yaml", "config.yaml", "metrics.json", "metrics.jsonl", "predictions_last.npz"]  # fmt: skip
     assert (copy / "config.yaml").read_text() == (tmp_path / "runs" / "cb_softmax" / "config.yaml").read_text()
     assert capsys.readouterr().out.split() == [str(copy)]
 

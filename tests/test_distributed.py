@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -20,6 +21,7 @@ from cbl.config import ConfigError
 from cbl.data.epoch import loss_scale, num_batches, rank_slice
 from cbl.data.tensor_loader import TensorLoader
 from cbl.models import build_model
+from cbl.predictions import load_predictions
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.training.distributed import DistEnv, export_submitit_env, process_rank, resolve_device
 from cbl.training.run import check_distributed
@@ -28,7 +30,8 @@ from tests.train_utils import compose_cfg, demo_overrides, read_history, read_me
 TORCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 # 403 training images (n_max=100): batch 64 leaves a last batch of 19, split 10 / 9 over two processes
 UNEVEN = ["dataset.n_max=100", "optim.lr=0.5"]
-RUN_FILES = {".hydra", "checkpoints", "config.yaml", "metrics.json", "metrics.jsonl", "train.log", "train.rank1.log"}
+RUN_FILES = {".hydra", "checkpoints", "config.yaml", "metrics.json", "metrics.jsonl", "predictions_last.npz", "train.log",
+             "train.rank1.log"}
 
 
 def ddp_args(tmp_path: Path, *extra: str, epochs: int = 3) -> list[str]:
@@ -206,6 +209,11 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     w1, w2 = final_weights(one), final_weights(two)
     for name in w1:
         torch.testing.assert_close(w2[name], w1[name], rtol=1e-5, atol=1e-5, msg=name)
+    # the ranks' predictions are put back in test-set order: row by row the single process's, up to rounding
+    p1, p2 = load_predictions(one / "predictions_last.npz"), load_predictions(two / "predictions_last.npz")
+    assert np.array_equal(p2["labels"], p1["labels"])
+    np.testing.assert_allclose(p2["logits"], p1["logits"], rtol=1e-4, atol=1e-4)
+    assert m2["ece"] == pytest.approx(m1["ece"], abs=0.5) and m2["nll"] == pytest.approx(m1["nll"], rel=1e-3)
 
     # rank 0 alone writes the run's files; every rank has its own log file
     assert {p.name for p in two.iterdir()} == RUN_FILES

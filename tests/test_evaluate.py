@@ -57,7 +57,7 @@ def test_the_final_checkpoint_reproduces_metrics_json_and_the_files_agree(demo_r
     # independent counts: the predictions give the errors, the confusion matrix's rows the test labels and its
     # diagonal the per-class accuracy
     pred = np.load(out / "predictions.npz")
-    labels, predicted = pred["labels"], pred["predicted"]
+    labels, predicted = pred["labels"], pred["logits"].argmax(1)  # cbl/predictions.py's format
     assert len(labels) == ev["n"] == 500 and len(np.unique(predicted)) >= 3
     assert 100.0 * float(np.mean(labels != predicted)) == pytest.approx(final["top1_err"])
     confusion = np.load(out / "confusion.npy")
@@ -194,9 +194,34 @@ def test_many_classes_get_a_binned_png_and_no_dense_matrix(tmp_path, monkeypatch
     assert matrix[0, 0] == pytest.approx(hits / 6)
 
     monkeypatch.setattr(eval_report, "DENSE_MAX", 200)  # 250 classes: too many for a dense matrix now
-    result = eval_report.EvalResult({"top1_err": 50.0}, labels, predicted)
+    logits = np.eye(250, dtype=np.float32)[predicted]  # one-hot rows: the argmax is the prediction
+    result = eval_report.EvalResult({"top1_err": 50.0}, labels, predicted, logits)
     files = eval_report.write_confusion(tmp_path, result, [f"c{i}" for i in range(250)])
     assert files["confusion_npy"] is None and files["confusion_csv"] is None and not (tmp_path / "confusion.npy").exists()
     assert (tmp_path / "confusion.png").read_bytes().startswith(PNG)
     saved = np.load(tmp_path / "predictions.npz")
-    assert saved["labels"].tolist() == labels.tolist() and saved["predicted"].tolist() == predicted.tolist()
+    assert saved["labels"].tolist() == labels.tolist() and saved["logits"].argmax(1).tolist() == predicted.tolist()
+
+
+def test_a_run_recorded_before_predictions_is_completed_from_its_final_checkpoint(tmp_path, capsys):
+    from cbl.predictions import LAST, load_predictions
+
+    with_files, old = tmp_path / "with_files", tmp_path / "old"
+    train(compose_cfg(*DEMO), with_files)
+    train(compose_cfg(*DEMO, "save_predictions=false"), old)
+    recorded = read_metrics(old)
+    for key in ("ece", "nll", "probability"):  # what a run written before these existed lacks
+        recorded.pop(key)
+    (old / "metrics.json").write_text(json.dumps(recorded))
+    assert evaluate_main([str(old)]) == 0
+    completed = load_predictions(old / LAST)
+    want = load_predictions(with_files / LAST)
+    assert np.array_equal(completed["logits"], want["logits"]) and completed["epoch"] == want["epoch"] == 3
+    assert {k: read_metrics(old)[k] for k in ("ece", "nll", "probability", "top1_err")} == \
+        {k: read_metrics(with_files)[k] for k in ("ece", "nll", "probability", "top1_err")}
+    assert evaluated(old / "eval" / "epoch_0003")["ece"] == read_metrics(with_files)["ece"]
+
+    before = (old / "metrics.json").read_bytes()
+    assert evaluate_main([str(old), "--checkpoint", str(old / "checkpoints" / "epoch_0002.pt")]) == 0
+    assert (old / "metrics.json").read_bytes() == before  # an earlier epoch never completes the run
+    capsys.readouterr()

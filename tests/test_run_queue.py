@@ -32,6 +32,7 @@ def test_lines_train_in_order_finished_ones_are_collected_and_skipped_and_a_fail
     assert len(kept) == 2 and kept[0].startswith("digits_lt-if10-small_cnn-focal-b0.999-g1-s1-")
     assert kept[1].startswith("digits_lt-if10-small_cnn-softmax-b0-s0-")
     assert all((tmp_path / "kept" / k / "metrics.json").is_file() for k in kept)
+    assert all((tmp_path / "kept" / k / "predictions_last.npz").is_file() for k in kept)
     assert not list((tmp_path / "kept").rglob("*.pt"))  # summaries only
     order = [line for line in first.stdout.splitlines() if line.startswith("[queue]") and "finished" in line]
     assert [line.split(":")[0] for line in order] == ["[queue] line 2", "[queue] line 4"]

@@ -17,7 +17,7 @@ from cbl.training.engine import DivergenceError
 from cbl.training.run import train
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics, tiny_cifar_overrides
 
-HISTORY_KEYS = {"epoch", "lr", "train_loss", "top1_err", "top5_err", "seconds"}
+HISTORY_KEYS = {"epoch", "lr", "train_loss", "top1_err", "top5_err", "ece", "nll", "seconds"}
 
 
 def test_short_resnet32_run_writes_every_file(tmp_path):

@@ -150,11 +150,11 @@ class Runner:
 
         start = time.perf_counter()
         if self.bank > 1:
-            evaluate_bank(self.model, self.test_window.take(batches), self.data.num_classes, self.bank, device=self.device,
-                          amp_dtype=self.amp_dtype)  # fmt: skip
-        else:
+            evaluate_bank(self.model, self.test_window.take(batches), self.data.num_classes, [("softmax", 1.0)] * self.bank,
+                          device=self.device, amp_dtype=self.amp_dtype)  # fmt: skip
+        else:  # with the calibration training computes at every evaluation
             evaluate(self.model, self.test_window.take(batches), self.data.num_classes, device=self.device,
-                     amp_dtype=self.amp_dtype)  # fmt: skip
+                     amp_dtype=self.amp_dtype, probability="softmax")  # fmt: skip
         return time.perf_counter() - start
 
     def warmup(self, steps: int, eval_batches: int) -> float:

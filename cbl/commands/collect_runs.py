@@ -1,5 +1,5 @@
-"""Copy the summaries of finished runs (config.yaml, metrics.json, metrics.jsonl, .hydra/overrides.yaml; never
-checkpoints or wandb files) into a folder meant to be committed, each under its run name (cbl.config.run_name of
+"""Copy the summaries of finished runs (config.yaml, metrics.json, metrics.jsonl, .hydra/overrides.yaml and the saved
+test predictions, cbl/predictions.py; never checkpoints or wandb files) into a folder meant to be committed, each under its run name (cbl.config.run_name of
 its config.yaml, the folder `python -m cbl.train` gives that configuration), wherever the run was written.
 
     cbl-collect-runs --runs outputs/table2 --to benchmarks/evidence_lossy --recipe all \\
@@ -24,7 +24,8 @@ from cbl.reporting.runs import RunsError
 
 PROG = "cbl-collect-runs"
 #: the files that describe a finished run; everything else (checkpoints, wandb/, logs) stays behind
-SUMMARY_FILES = ("config.yaml", "metrics.json", "metrics.jsonl", ".hydra/overrides.yaml")
+SUMMARY_FILES = ("config.yaml", "metrics.json", "metrics.jsonl", ".hydra/overrides.yaml", "predictions_last.npz",
+                 "predictions_best.npz")
 
 
 def copy_name(run_dir: Path) -> str:

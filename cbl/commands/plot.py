@@ -8,7 +8,9 @@
 
 Fig. 3: the class-balanced term against n; Fig. 4: training samples per class; Fig. 5: top-1 error against
 beta per loss, one PNG per (dataset, IF); --compare: test error per epoch and per-class accuracy against the
-training count, one line per configuration; --curves: lr, train loss and top-1 error against epoch for every run
+training count, one line per configuration, and from the runs' saved predictions the reliability diagrams (one
+panel per configuration) and the class-balanced gain against the imbalance factor with its bootstrap interval
+(cbl/reporting/comparison_figures.py); --curves: lr, train loss and top-1 error against epoch for every run
 under --runs (finished, failed and incomplete).  Figures use the finished runs of one recipe (--recipe, default
 the paper's, as the README tables), never a mix of recipes or data sources.  See cbl/reporting/figures.py.
 """
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p.add_argument("--metric", default="top1_err", choices=list(METRICS), help="error plotted in Figure 5")
     p.add_argument("--compare", action="store_true",
                    help="also test error per epoch and per-class accuracy against training count, one line per "
-                        "configuration, one PNG each per (dataset, IF)")
+                        "configuration, one PNG each per (dataset, IF); reliability diagrams and the class-balanced "
+                        "gain against IF where the runs saved predictions")
     p.add_argument("--curves", action="store_true", help="also plot the training curves of every run under --runs")
     args = p.parse_args(argv)
     if (args.curves or args.compare) and not args.runs:
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                 for (dataset, imb), series in figures.per_class_accuracy_data(finished).items():
                     name = figures.safe_name(f"per_class_accuracy_{dataset}_if{imb}") + ".png"
                     written.append(figures.plot_per_class_accuracy(out / name, (dataset, imb), series, note))
+                written += comparison_figures(out, finished, args.metric, note)
             for run in runs if args.curves else []:
                 rel = _relative_name(run, args.runs)
                 if run.history():
@@ -84,6 +88,18 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def comparison_figures(out: Path, finished, metric: str, note: str) -> list[Path]:
+    """Reliability diagrams and the class-balanced gain against IF, from the runs' saved predictions."""
+    from cbl.reporting import comparison_figures as cf
+    from cbl.reporting.figures import safe_name
+
+    written = [cf.plot_reliability(out / (safe_name(f"reliability_{dataset}_if{imb}") + ".png"), (dataset, imb), s, note)
+               for (dataset, imb), s in cf.reliability_data(finished).items()]
+    for dataset, d in cf.gain_vs_if_data(finished, metric).items():
+        written.append(cf.plot_gain_vs_if(out / (safe_name(f"gain_vs_if_{dataset}") + ".png"), dataset, d, note))
+    return written
 
 
 def _relative_name(run, roots: list[str]) -> str:

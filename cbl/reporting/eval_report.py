@@ -8,7 +8,8 @@ confusion matrix's diagonal equals the per-class correct counts.
 
 Files (in the output folder):
     evaluation.json           written by cbl/evaluate.py from `EvalResult` (not metrics.json: that marks a run folder)
-    predictions.npz           labels and top-1 predictions of every test image, in test-set order
+    predictions.npz           logits and labels of every test image, in test-set order (cbl/predictions.py's format:
+                              the top-1 prediction is logits.argmax(1))
     confusion.npy             int64 [true class, predicted class], up to DENSE_MAX classes
     confusion.csv             the same with class names, up to CSV_MAX classes
     confusion.png             row-normalised confusion (classes in label order, binned to PNG_BINS groups beyond that)
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cbl.predictions import PredictionCollector, save_predictions
 from cbl.training.engine import evaluate
 
 #: a dense [C, C] int64 matrix up to this many classes (ILSVRC's 1000: 8 MB); beyond, predictions.npz holds the pairs
@@ -39,23 +41,27 @@ PNG_BINS = 100
 
 @dataclass
 class EvalResult:
-    metrics: dict  # EvalAccumulator.compute(): top1_err, top5_err, per_class_acc, n
+    metrics: dict  # EvalAccumulator.compute(): top1_err, top5_err, per_class_acc, n (and ece, nll)
     labels: np.ndarray  # [N] true class of each test image
     predicted: np.ndarray  # [N] top-1 prediction
+    logits: np.ndarray | None = None  # [N, C] float32
+    probability: str = "softmax"  # the head's class probabilities (cbl.calibration)
+    logit_scale: float = 1.0
+    epoch: int = 0
 
 
 @torch.no_grad()
 def evaluate_with_predictions(model: nn.Module, loader: Iterable, num_classes: int, *, device: torch.device,
-                              amp_dtype: torch.dtype | None = None) -> EvalResult:
-    """`cbl.training.engine.evaluate`, keeping each example's label and top-1 prediction."""
-    labels, predicted = [], []
-
-    def keep(logits: torch.Tensor, y: torch.Tensor) -> None:
-        labels.append(y.reshape(-1).cpu())
-        predicted.append(logits.argmax(1).cpu())  # argmax: the first of tied maxima, as cbl.metrics ranks them
-
-    metrics = evaluate(model, loader, num_classes, device=device, amp_dtype=amp_dtype, on_batch=keep)
-    return EvalResult(metrics, torch.cat(labels).numpy().astype(np.int64), torch.cat(predicted).numpy().astype(np.int64))
+                              amp_dtype: torch.dtype | None = None, probability: str = "softmax",
+                              logit_scale: float = 1.0, epoch: int = 0) -> EvalResult:
+    """`cbl.training.engine.evaluate` (with the calibration of the head's `probability`), keeping each example's
+    logits, label and top-1 prediction."""
+    keep = PredictionCollector()
+    metrics = evaluate(model, loader, num_classes, device=device, amp_dtype=amp_dtype, on_batch=keep,
+                       probability=probability, logit_scale=logit_scale)
+    logits, labels = keep.local()
+    predicted = logits.argmax(1).astype(np.int64)  # argmax: the first of tied maxima, as cbl.metrics ranks them
+    return EvalResult(metrics, labels, predicted, logits, probability, logit_scale, epoch)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -77,7 +83,8 @@ def binned_confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int
 def write_confusion(out: Path, result: EvalResult, class_names: Sequence[str]) -> dict[str, str | None]:
     """confusion.npy / .csv / .png (as the class count allows) and predictions.npz; {kind: file name or None}."""
     c = len(class_names)
-    np.savez_compressed(out / "predictions.npz", labels=result.labels, predicted=result.predicted)
+    save_predictions(out / "predictions.npz", result.logits, result.labels, epoch=result.epoch,
+                     probability=result.probability, logit_scale=result.logit_scale)
     files: dict[str, str | None] = {"predictions": "predictions.npz", "confusion_npy": None, "confusion_csv": None}
     if c <= DENSE_MAX:
         matrix = confusion_matrix(result.labels, result.predicted, c)

@@ -8,6 +8,8 @@
               many/medium/few; settings lists the options beyond the paper (weighting, DRW, sampler, ...).
     precision bf16 autocast against float32: runs that differ only in `precision`, paired by seed; the paired
               difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the seeds present in both.
+    gain      class-balanced runs against beta = 0, with paired-bootstrap intervals (cbl.reporting.comparisons)
+    selection the CB best chosen on one half of the test set and scored on the other (cbl.reporting.comparisons)
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.reporting.paper`; Δ = ours − paper.  Every builder returns structured data (tested
@@ -357,6 +359,7 @@ class MethodsResult:
     top5: Stat | None
     shots: dict[str, Stat | None]  # "many" / "medium" / "few" accuracy
     seeds: list
+    calibration: dict[str, Stat | None] = field(default_factory=dict)  # "ece" / "nll" of the last epoch
 
 
 def build_methods(
@@ -372,7 +375,8 @@ def build_methods(
     for k, rs in _group(done, key).items():
         shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
         seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
-        rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds))
+        rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds,
+                                  {c: _stat(rs, c) for c in ("ece", "nll")}))
     # the paper's configurations (method = loss) first, then the methods beyond it
     rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, (m.method, m.loss) not in PAPER_ROWS,
                              m.method, m.loss, m.beta, m.gamma or 0.0, m.settings))
@@ -382,12 +386,21 @@ def build_methods(
 def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
     head = ["dataset", "IF", "model", "method", "loss", "β", "γ", "settings", "top-1 err", "top-5 err", "many acc",
             "medium acc", "few acc", "seeds"]  # fmt: skip
+    # ECE and NLL (of the last epoch) once any run recorded them: tables of older runs keep their columns
+    calibrated = any(m.calibration.get("ece") is not None for m in rows)
+    if calibrated:
+        head[-1:-1] = ["ECE", "NLL"]
 
     def cell(s: Stat | None, n: int) -> str:
         # n is in the seeds column; repeat it only where a cell has fewer values (an empty shot group)
         if s is None:
             return DASH
         return fmt(s.mean) + ("" if s.n == 1 else f" ± {fmt(s.std)}") + ("" if s.n == n else f" (n={s.n})")
+
+    def cell_nll(s: Stat | None, n: int) -> str:
+        if s is None:
+            return DASH
+        return fmt(s.mean, 3) + ("" if s.n == 1 else f" ± {fmt(s.std, 3)}") + ("" if s.n == n else f" (n={s.n})")
 
     lines = _head(
         f"**Comparison.** Top-1 / top-5 error (%), top-1 at the {METRICS[metric]}; accuracy (%) on the many / medium /"
@@ -400,11 +413,15 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
             m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method, m.loss,
             fmt_param(m.beta), fmt_param(m.gamma), m.settings or "-", cell(m.top1, n), cell(m.top5, n),
             *(cell(m.shots[g], n) for g in ("many", "medium", "few")),
+            *((cell(m.calibration.get("ece"), n), cell_nll(m.calibration.get("nll"), n)) if calibrated else ()),
             f"{n} ({', '.join(map(str, m.seeds))})",
         ]))  # fmt: skip
     lines += ["", "mean ± std over seeds (sample std); seeds: number of runs (their seeds). settings: the options "
               "beyond the paper that differ from its defaults (docs/beyond_the_paper.md), then how the recipe differs "
-              "from the paper's (epochs, precision, data source, ...); \"-\": the paper's own setting."]
+              "from the paper's (epochs, precision, data source, ...); \"-\": the paper's own setting."
+              + (" ECE: expected calibration error (%, 15 confidence bins) and NLL: mean negative log-likelihood, of "
+                 "the last epoch with the head's own probabilities (softmax; normalised sigmoids for sigmoid and "
+                 "focal heads; docs/comparisons.md); — for runs recorded before they were." if calibrated else "")]
     return "\n".join(lines)
 
 
@@ -514,11 +531,26 @@ def excluded_section(runs: list[Run], limit: int = 20) -> str:
 
 
 # ----------------------------------------------------------------------------- one call per table
+def _comparison(name: str) -> tuple[Callable, Callable]:
+    """build / render of a table of cbl.reporting.comparisons (imported when used: it imports this module)."""
+    def build(*args, **kwargs):
+        from cbl.reporting import comparisons
+        return getattr(comparisons, f"build_{name}")(*args, **kwargs)
+
+    def render(*args, **kwargs):
+        from cbl.reporting import comparisons
+        return getattr(comparisons, f"render_{name}")(*args, **kwargs)
+
+    return build, render
+
+
 BUILDERS = {
     "2": (build_table2, render_table2),
     "3": (build_table3, render_table3),
     "methods": (build_methods, render_methods),
     "precision": (build_precision, render_precision),
+    "gain": _comparison("gain"),  # class-balanced runs against beta = 0, with bootstrap intervals
+    "selection": _comparison("selection"),  # the CB best chosen on one half of the test set, scored on the other
 }
 
 
@@ -539,7 +571,8 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
     if not rows:
         bad = sum(r.status != "finished" for r in runs)
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
-                "precision": "fp32 + bf16 pairs of"}[kind]
+                "precision": "fp32 + bf16 pairs of", "gain": "class-balanced + β = 0 pairs of",
+                "selection": "two or more class-balanced configurations (with saved predictions) of"}[kind]
         raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
     parts = [render(rows, metric), _describe_runs(used)]

@@ -34,7 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
+from cbl.calibration import CalibrationAccumulator, probability_of
 from cbl.metrics import EvalAccumulator
+from cbl.predictions import PredictionCollector
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.training.checkpoint import CorruptCheckpointError
 from cbl.training.distributed import setup_distributed
@@ -43,8 +45,8 @@ from cbl.training.faults import maybe_kill
 from cbl.training.perf import compile_options
 from cbl.training.reproducibility import seed_everything
 from cbl.training.run import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics,
-                              open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity,
-                              save_run_checkpoint)
+                              logit_scale, open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity,
+                              save_run_checkpoint, write_predictions)
 from cbl.training.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.training.tracking import Tracker, epoch_row
 
@@ -267,16 +269,20 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
         for i, error in stats["diverged"].items():
             members[i].fail(error)
         evaluated = epoch % int(cfg.eval_every) == 0 or epoch == epochs
-        evals = evaluate_bank(train_model, data.test, data.num_classes, len(members), device=device,
-                              amp_dtype=setups[0].amp_dtype) if evaluated else None  # fmt: skip
+        evals = evaluate_bank(train_model, data.test, data.num_classes, _heads(members), device=device,
+                              amp_dtype=setups[0].amp_dtype, keep=_keep(members, final=epoch == epochs)
+                              ) if evaluated else None  # fmt: skip
         for i, m in enumerate(members):
             if m.result is not None:
                 continue
             record = {"epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"][i], "top1_err": None,
-                      "top5_err": None, "seconds": stats["seconds"]}  # fmt: skip
+                      "top5_err": None, "ece": None, "nll": None, "seconds": stats["seconds"]}  # fmt: skip
             if evals is not None:
-                record.update(top1_err=evals[i]["top1_err"], top5_err=evals[i]["top5_err"])
+                record.update(top1_err=evals[i]["top1_err"], top5_err=evals[i]["top5_err"], ece=evals[i]["ece"],
+                              nll=evals[i]["nll"])
             m.progress.history.append(record)
+            if evals is not None:  # before the checkpoint, as a single run
+                write_predictions(m.cfg, m.run_dir, epoch, evals[i], m.progress.history)
             row = epoch_row(record, evals[i] if evals is not None else None)
             m.tracker.keep(row)  # before the checkpoint: a resumed member replays every epoch it holds in full
             sync_member(bank, optimizer, i, m.setup)
@@ -297,11 +303,22 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
         if not running:
             break
     if any(m.result is None for m in members):  # resumed after the last epoch's checkpoint, before metrics.json
-        evals = evaluate_bank(train_model, data.test, data.num_classes, len(members), device=device,
-                              amp_dtype=setups[0].amp_dtype)  # fmt: skip
+        evals = evaluate_bank(train_model, data.test, data.num_classes, _heads(members), device=device,
+                              amp_dtype=setups[0].amp_dtype, keep=_keep(members, final=True))  # fmt: skip
         for m, last_eval in zip(members, evals):
             if m.result is None:
+                write_predictions(m.cfg, m.run_dir, epochs, last_eval, [])
                 _finish(m, env, last_eval, m.wall_time + time.perf_counter() - session_start)
+
+
+def _heads(members: list[Member]) -> list[tuple[str, float]]:
+    return [(probability_of(m.cfg.loss.name), logit_scale(m.cfg)) for m in members]
+
+
+def _keep(members: list[Member], final: bool) -> list[bool]:
+    """Which members' predictions an evaluation keeps: every epoch's with keep_best, else the last epoch's."""
+    return [bool(m.cfg.get("save_predictions", True)) and (final or bool(m.cfg.get("keep_best", False)))
+            for m in members]
 
 
 def _finish(m: Member, env, last_eval: dict[str, Any], wall_time: float) -> None:
@@ -364,14 +381,22 @@ def train_bank_epoch(
 
 
 @torch.no_grad()
-def evaluate_bank(bank: nn.Module, loader, num_classes: int, members: int, *, device: torch.device,
-                  amp_dtype: torch.dtype | None = None) -> list[dict[str, Any]]:
-    """`cbl.training.engine.evaluate` for each member of the bank, in one pass over the test set."""
+def evaluate_bank(bank: nn.Module, loader, num_classes: int, heads: list[tuple[str, float]], *, device: torch.device,
+                  amp_dtype: torch.dtype | None = None, keep: list[bool] | None = None) -> list[dict[str, Any]]:
+    """`cbl.training.engine.evaluate` (as cbl.training.run.run_evaluation) for each member of the bank, in one pass
+    over the test set: `heads` holds each member's (class probability, logit scale) for its calibration
+    (cbl.calibration); members whose `keep` is true get their predictions too (a bank is one process)."""
     bank.eval()
-    accs = [EvalAccumulator(num_classes, ks=(1, 5)) for _ in range(members)]
+    accs = [EvalAccumulator(num_classes, ks=(1, 5)) for _ in heads]
+    calibs = [CalibrationAccumulator(probability, scale) for probability, scale in heads]
+    kept = [PredictionCollector() if k else None for k in (keep or [False] * len(heads))]
     for images, labels in loader:
         with autocast(device, amp_dtype):
             logits = bank(images)
-        for acc, member_logits in zip(accs, logits):
+        for acc, calib, collector, member_logits in zip(accs, calibs, kept, logits):
             acc.update(member_logits.float(), labels)
-    return [acc.compute() for acc in accs]
+            calib.update(member_logits.float(), labels)
+            if collector is not None:
+                collector(member_logits.float(), labels)
+    return [{**acc.compute(), **calib.compute(), **({"predictions": c.local()} if c is not None else {})}
+            for acc, calib, c in zip(accs, calibs, kept)]

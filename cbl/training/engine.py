@@ -1,5 +1,6 @@
 """The inner loops: one training epoch (SGD on the class-balanced loss) and one evaluation pass
-(top-1 / top-5 error and per-class accuracy on the balanced test set).
+(top-1 / top-5 error and per-class accuracy on the balanced test set, and the calibration of the head's
+probabilities: ECE over 15 confidence bins and NLL, cbl.calibration).
 
 The training loop keeps per-step losses on the device and reads them back every `check_every` steps, so
 on a GPU the host does not wait for every step; a non-finite loss is still caught within that window and
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cbl.calibration import CalibrationAccumulator
 from cbl.metrics import EvalAccumulator
 from cbl.training.distributed import all_reduce_mean
 from cbl.training.faults import maybe_kill
@@ -102,17 +104,26 @@ def evaluate(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    probability: str | None = None,
+    logit_scale: float = 1.0,
 ) -> dict[str, Any]:
-    """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes);
-    `on_batch(logits, labels)` sees each batch's float32 logits (cbl-evaluate keeps the predictions)."""
+    """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes), and with
+    `probability` ("softmax" / "sigmoid", cbl.calibration) the ECE (%) and NLL of the head's probabilities;
+    `on_batch(logits, labels)` sees each batch's float32 logits (cbl.predictions keeps them)."""
     model.eval()
     acc = EvalAccumulator(num_classes, ks=(1, 5))
+    calib = CalibrationAccumulator(probability, logit_scale) if probability is not None else None
     for images, labels in loader:
         with autocast(device, amp_dtype):
             logits = model(images)
         logits = logits.float()
         acc.update(logits, labels)
+        if calib is not None:
+            calib.update(logits, labels)
         if on_batch is not None:
             on_batch(logits, labels)
     acc.all_reduce()
-    return acc.compute()
+    out = acc.compute()
+    if calib is not None:
+        out.update(calib.all_reduce().compute())
+    return out

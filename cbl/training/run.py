@@ -5,7 +5,9 @@ does for each configuration, and what the model bank (cbl/training/bank.py), `cb
                      loss, w_i = (1 - beta) / (1 - beta**n_i) normalised to sum to C), SGD and the lr schedule
     resume           the newest valid checkpoint, checked against the run's identity (config, data source)
     _train           the epochs (cbl.training.engine), evaluation every `eval_every` epochs, checkpoints, wandb
-    final_metrics    metrics.json: last-epoch and best top-1 / top-5 error, per-class and many / medium / few accuracy
+    final_metrics    metrics.json: last-epoch and best top-1 / top-5 error, per-class and many / medium / few accuracy,
+                     ECE and NLL (cbl.calibration); the last (and with keep_best the best) epoch's test predictions
+                     are saved beside it (cbl.predictions)
     train            all of it, with every failure recorded in metrics.json (status "failed" / "interrupted")
 
 The files a run writes are listed in cbl/train.py's docstring.
@@ -28,10 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cbl import config as cbl_config
+from cbl.calibration import probability_of
 from cbl.data import DataBundle, build_data
 from cbl.losses.criterion import build_criterion, head_type
 from cbl.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
+from cbl.predictions import BEST, LAST, PredictionCollector, save_predictions
 from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                                      load_latest_checkpoint, save_checkpoint)
 from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
@@ -299,6 +303,9 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "best_epoch": best["epoch"],
         "epochs": int(cfg.optim.epochs),
         "epochs_completed": history[-1]["epoch"] if history else 0,
+        "ece": last_eval["ece"],
+        "nll": last_eval["nll"],
+        "probability": probability_of(cfg.loss.name),  # the class probabilities ece and nll score (cbl.calibration)
         "per_class_acc": last_eval["per_class_acc"],
         "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
         "samples_per_class": list(data.samples_per_class),
@@ -341,6 +348,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
         train_model = torch.compile(train_model, **compile_options(cfg.compile))
 
     epochs = int(cfg.optim.epochs)
+    keep_best = bool(cfg.get("keep_best", False))
     last_eval: dict[str, Any] | None = None
     session_start = time.perf_counter()
     log.info(
@@ -359,12 +367,15 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             )
             record: dict[str, Any] = {
                 "epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"], "top1_err": None,
-                "top5_err": None, "seconds": stats["seconds"],
+                "top5_err": None, "ece": None, "nll": None, "seconds": stats["seconds"],
             }
             if epoch % int(cfg.eval_every) == 0 or epoch == epochs:
-                last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=setup.amp_dtype)
-                record.update(top1_err=last_eval["top1_err"], top5_err=last_eval["top5_err"])
+                last_eval = run_evaluation(cfg, env, setup, train_model, keep=epoch == epochs or keep_best)
+                record.update(top1_err=last_eval["top1_err"], top5_err=last_eval["top5_err"], ece=last_eval["ece"],
+                              nll=last_eval["nll"])
             history.append(record)
+            if record["top1_err"] is not None and env.is_main:  # before the checkpoint: a resumed run redoes the epoch
+                write_predictions(cfg, run_dir, epoch, last_eval, history)
             log.info(
                 "epoch %d/%d | lr %.4g | loss %.4f | top-1 err %s | top-5 err %s | %.1f s",
                 epoch, epochs, record["lr"], record["train_loss"], _pct(record["top1_err"]), _pct(record["top5_err"]),
@@ -385,7 +396,9 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             barrier()
 
         if last_eval is None:  # resumed after the final epoch's checkpoint but before metrics.json
-            last_eval = evaluate(train_model, data.test, data.num_classes, device=device, amp_dtype=setup.amp_dtype)
+            last_eval = run_evaluation(cfg, env, setup, train_model, keep=True)
+            if env.is_main:
+                write_predictions(cfg, run_dir, epochs, last_eval, [])
         final = final_metrics(cfg, env, data, history, last_eval, fields, wall_time + time.perf_counter() - session_start)
         if env.is_main:
             write_json(run_dir / "metrics.json", final)
@@ -397,6 +410,35 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     except BaseException:
         tracker.finish(1)  # the run is marked failed in wandb too; train() writes metrics.json
         raise
+
+
+def logit_scale(cfg: DictConfig) -> float:
+    """What the loss multiplies the logits by before its softmax: LDAM's s (its head outputs cosines), else 1."""
+    return float(cfg.loss.s) if cfg.loss.name == "ldam" else 1.0
+
+
+def run_evaluation(cfg: DictConfig, env: DistEnv, setup: Setup, model: nn.Module, keep: bool) -> dict[str, Any]:
+    """The test set's errors, per-class accuracy and calibration; with `keep` (and save_predictions) also its logits
+    and labels in test-set order, under "predictions" on rank 0 (cbl.predictions)."""
+    collector = PredictionCollector() if keep and cfg.get("save_predictions", True) else None
+    result = evaluate(model, setup.data.test, setup.data.num_classes, device=env.device, amp_dtype=setup.amp_dtype,
+                      on_batch=collector, probability=probability_of(cfg.loss.name), logit_scale=logit_scale(cfg))
+    if collector is not None:
+        result["predictions"] = collector.gather(int(cfg.eval_batch_size), env.rank, env.world_size)
+    return result
+
+
+def write_predictions(cfg: DictConfig, run_dir: Path, epoch: int, evaluation: dict[str, Any],
+                      history: list[dict[str, Any]]) -> None:
+    """predictions_last.npz after the last epoch; predictions_best.npz (keep_best) whenever the epoch is the best."""
+    kept = evaluation.get("predictions")
+    if kept is None:
+        return
+    meta = {"epoch": epoch, "probability": probability_of(cfg.loss.name), "logit_scale": logit_scale(cfg)}
+    if epoch == int(cfg.optim.epochs):
+        save_predictions(run_dir / LAST, *kept, **meta)
+    if cfg.get("keep_best", False) and history and best_epoch(history) == epoch:
+        save_predictions(run_dir / BEST, *kept, **meta)
 
 
 def _pct(value: float | None) -> str:

@@ -10,11 +10,11 @@ Default mode is "offline" (no network needed; `wandb sync <run>/wandb/offline-ru
 
 What a run logs (step = epoch, so wandb's x axis is the epoch; `epoch` is logged too):
     every epoch       lr, train_loss, seconds
-    every evaluation  top1_err, top5_err, shot_acc/{many,medium,few} (cbl.metrics.shot_accuracy with the training
+    every evaluation  top1_err, top5_err, ece, nll (cbl.calibration), shot_acc/{many,medium,few} (cbl.metrics.shot_accuracy with the training
                       counts), and per-class accuracy as one series per class, `class_acc/<index>_<name>` (index
                       zero-padded so the series sort by class, class 0 the head); with more than MAX_CLASS_SERIES
                       classes (iNaturalist) a histogram `class_acc_hist` instead, which a dashboard can still draw
-    at the end        summary: top1_err, top5_err, best_top1_err, best_epoch, shot_acc/*, epochs_completed (what
+    at the end        summary: top1_err, top5_err, ece, nll, best_top1_err, best_epoch, shot_acc/*, epochs_completed (what
                       the tables use); a `per_class` table (class, training count, shot group, accuracy) with a
                       bar chart of accuracy per class and a scatter plot of accuracy against the training count
 Config: every field of cbl.training.run_files.run_fields at top level (dataset, imbalance_factor, model, loss, method, beta,
@@ -81,7 +81,7 @@ ROWS_FILE = "cbl-rows.jsonl"
 #: beyond this many classes, per-class accuracy is logged as one histogram per evaluation, not one series per class
 MAX_CLASS_SERIES = 100
 #: summary fields the tables read (cbl/reporting/tables.py), besides shot_acc/*
-SUMMARY_KEYS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "epochs_completed")
+SUMMARY_KEYS = ("top1_err", "top5_err", "ece", "nll", "best_top1_err", "best_epoch", "epochs_completed")
 #: run_fields that runs averaged together may differ in
 SEED_KEYS = ("seed",)
 #: wandb's limit on a group name
@@ -152,7 +152,7 @@ def epoch_row(record: dict[str, Any], evaluation: dict[str, Any] | None) -> dict
 def epoch_payload(row: dict[str, Any], classes: Classes | None) -> dict[str, Any]:
     """What wandb gets for an epoch row (see the module docstring)."""
     out: dict[str, Any] = {"epoch": row["epoch"]}
-    for key in ("lr", "train_loss", "top1_err", "top5_err", "seconds"):
+    for key in ("lr", "train_loss", "top1_err", "top5_err", "ece", "nll", "seconds"):
         if row.get(key) is not None:
             out[key] = row[key]
     acc = row.get("per_class_acc")
