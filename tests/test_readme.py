@@ -324,10 +324,20 @@ def script_of(cmd: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def for_subcommand(parser: argparse.ArgumentParser, args: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser of the subcommand `args` starts with (scripts/lossy_copy.py measure ...) and the rest of `args`;
+    the parser itself for a command without subcommands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args and args[0] in action.choices:
+            return action.choices[args[0]], args[1:]
+    return parser, args
+
+
 def option_problems(program: str, args: list[str]) -> list[str]:
     parser = parser_of(program)
     if parser is None:
         return [f"{program} does not exist"]
+    parser, args = for_subcommand(parser, args)
     known = parser._option_string_actions  # argparse keeps no public list of its options
     out = []
     text = " ".join(args)
@@ -348,6 +358,7 @@ def generated_section_written(program: str, args: list[str]) -> tuple[str, str] 
     parser = parser_of(program)
     if parser is None or not any(a == "--readme" or a.startswith("--readme=") for a in args):
         return None
+    parser, args = for_subcommand(parser, args)
     try:
         ns, _ = parser.parse_known_args([a for a in args if not is_placeholder(a)] + _required_fillers(parser, args))
     except SystemExit:  # a bad value: option_problems reports it
@@ -355,7 +366,7 @@ def generated_section_written(program: str, args: list[str]) -> tuple[str, str] 
     if ns.marker:
         return ns.readme, ns.marker
     if hasattr(ns, "table"):  # make_table: the table's own name
-        return ns.readme, ns.table if ns.table in ("methods", "precision") else f"table{ns.table}"
+        return ns.readme, f"table{ns.table}" if ns.table.isdigit() else ns.table
     device = ns.device
     if getattr(ns, "from_json", None) and (ROOT / ns.from_json).is_file():
         device = json.loads((ROOT / ns.from_json).read_text())["device"]
