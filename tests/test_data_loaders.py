@@ -186,6 +186,7 @@ def test_tensor_loader_rejects_bad_arguments(kwargs, match):
         TensorLoader(args.pop("images"), args.pop("labels"), args.pop("batch_size"), train=True, **args)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_loader_matches_cpu(images):
     for train in (True, False):

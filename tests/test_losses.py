@@ -226,6 +226,7 @@ def test_module_matches_function_and_holds_weights_as_buffer():
     assert "focal" in repr(crit) and "0.999" in repr(crit)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_module_to_cuda():
     crit = ClassBalancedLoss([10, 5, 1], "sigmoid", 0.9).to("cuda")

@@ -8,7 +8,8 @@ Sources, in order of preference:
     which insists on the official md5 sums and so refuses anything else (e.g. the small trees the tests
     write); torchvision still does the downloading (same URL and md5 as torchvision's CIFAR classes).
   * a prepared .npz with x_train/x_test uint8 [N, 32, 32, 3], y_train/y_test integers and optional
-    class_names (e.g. ../shared/data/cifar10_jpeg_lossy.npz).
+    class_names (e.g. ../shared/data/cifar10_jpeg_lossy.npz), or a partial copy of one (partial_copy.py: the
+    images of one long-tailed subset, which a run reads under the original's data-source id).
 
 The long-tailed training set keeps n_i = int(n_max * (1/IF) ** (i/(C-1))) images of class i (see
 long_tail.py); the test set is the full balanced one.  Pickles are trusted input, as in torchvision.
@@ -26,7 +27,8 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from cbl.data.arrays import ArraySplit, check_images, check_labels
 from cbl.data.long_tail import long_tail_counts, long_tail_indices
-from cbl.data.provenance import DataSource, cifar_folder_source, npz_source
+from cbl.data.partial_copy import marks as partial_marks
+from cbl.data.provenance import DataSource, cifar_folder_source, file_digest, npz_source
 
 CIFAR_SPECS = {
     "cifar10": dict(
@@ -185,4 +187,12 @@ def load_cifar_lt(
             raise ValueError(f"{spec['title']} meta lists {len(names)} class names; expected {c}")
     counts = long_tail_counts(spec["n_max"] if n_max is None else n_max, c, imbalance_factor)
     keep = long_tail_indices(y_train, counts, subset_seed)
-    return ArraySplit(x_train[keep], y_train[keep], x_test, y_test, names, counts, source=cifar_source(name, root, npz))
+    source = cifar_source(name, root, npz)
+    if npz is not None and (partial := partial_marks(npz)) is not None:
+        # a partial copy (cbl/data/partial_copy.py) holds the original's pixels for the subsets it was packed for
+        if not partial["train"][keep].all():
+            raise ValueError(f"{npz} is a partial copy of {partial['of']} holding {int(partial['train'].sum())} training "
+                             f"images; imbalance_factor={imbalance_factor:g} subset_seed={subset_seed} needs "
+                             f"{int((~partial['train'][keep]).sum())} it lacks: use the whole copy, or pack this subset")
+        source = DataSource(partial["of"], f"{Path(npz).resolve()} sha256 {file_digest(npz)}: {partial['detail']}")
+    return ArraySplit(x_train[keep], y_train[keep], x_test, y_test, names, counts, source=source)
