@@ -231,6 +231,41 @@ def test_modules_pass_the_options_on_and_show_them():
     torch.testing.assert_close(drw(z, t), class_balanced_loss(z, t, counts, "sigmoid", 0.99))
 
 
+@pytest.mark.parametrize("loss_type,gamma", BINARY)
+def test_autocast_multi_hot_and_dense(loss_type, gamma):
+    torch.manual_seed(0)
+    counts = [500, 100, 20, 5]
+    layer = torch.nn.Conv2d(3, 4, 1)
+    x, masks = torch.randn(2, 3, 5, 5), torch.randint(0, 4, (2, 5, 5))
+    rows = (torch.rand(50, 4) < 0.3).float()
+    crit = ClassBalancedLoss(counts, loss_type, 0.99, gamma)
+    pixels = layer(x).movedim(1, -1).reshape(-1, 4)
+    full_dense, full_rows = crit(layer(x), masks), crit(pixels, rows)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = layer(x)
+        assert logits.dtype == torch.bfloat16
+        mixed_dense, mixed_rows = crit(logits, masks), crit(logits.movedim(1, -1).reshape(-1, 4), rows)
+    assert mixed_dense.dtype == mixed_rows.dtype == torch.float32
+    (mixed_dense + mixed_rows).backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    torch.testing.assert_close(mixed_dense, full_dense, rtol=3e-2, atol=1e-3)
+    torch.testing.assert_close(mixed_rows, full_rows, rtol=3e-2, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_multi_hot_dense_and_counts_on_cuda():
+    counts = [10, 5, 1]
+    z, t = torch.randn(4, 3, dtype=torch.float64), (torch.rand(4, 3) < 0.5).double()
+    zd, yd = torch.randn(2, 3, 4, dtype=torch.float64), torch.tensor([[0, -100, 1, 2], [2, 2, -100, 0]])
+    for weighting in ("sample", "class"):
+        crit = ClassBalancedLoss(counts, "focal", 0.9, 1.0, multilabel_weighting=weighting)
+        on_gpu = crit.to("cuda")(z.cuda(), t.cuda())
+        assert on_gpu.device.type == "cuda"
+        torch.testing.assert_close(on_gpu.cpu(), crit.to("cpu")(z, t))
+        torch.testing.assert_close(crit.to("cuda")(zd.cuda(), yd.cuda()).cpu(), crit.to("cpu")(zd, yd))
+    assert samples_per_class(yd.cuda(), 3).tolist() == ref.class_counts(yd.numpy(), 3)
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_softmax_refuses_multi_hot_targets_naming_the_shape():
     with pytest.raises(ValueError, match=r"loss_type='softmax' takes class indices \[B\] = \(4,\), not multi-hot "
@@ -289,6 +324,8 @@ def test_bad_options():
         ClassBalancedLoss([1, 2], "sigmoid", 0.9, multilabel_weighting="label")
     with pytest.raises(ValueError, match="ignore_index must be an integer; got 0.5"):
         ClassBalancedLoss([1, 2], "sigmoid", 0.9, ignore_index=0.5)
+    with pytest.raises(ValueError, match="ignore_index must be an integer; got '255'"):
+        class_balanced_loss(torch.zeros(2, 2), torch.tensor([0, 1]), [1, 2], "softmax", 0.9, ignore_index="255")
     with pytest.raises(ValueError, match="reduction='weighted_mean' divides by the examples' weights, which "
                                          "multilabel_weighting='class' does not have; use reduction='batch'"):
         ClassBalancedLoss([1, 2], "focal", 0.9, 1.0, reduction="weighted_mean", multilabel_weighting="class")

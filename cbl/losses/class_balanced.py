@@ -238,9 +238,9 @@ def weighted_loss(
     says) or dense class indices [B, d1, ...] for logits [B, C, d1, ...] (positions equal to `ignore_index`
     left out); see cbl.losses.targets.  `validate=False` skips the checks that read values (a host sync)."""
     gamma = check_loss_options(loss_type, gamma, reduction, multilabel_weighting)
+    ignore_index = check_ignore_index(ignore_index)
     form = target_form(logits, labels, loss_type)
     if form == "dense":
-        ignore_index = check_ignore_index(ignore_index)
         if validate:
             check_dense(labels, logits.shape[1], ignore_index)
         logits, labels = flatten_dense(logits, labels, ignore_index)
