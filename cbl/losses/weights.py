@@ -26,17 +26,19 @@ from cbl.losses.class_balanced import check_beta, class_balanced_weights, effect
 
 PROG = "cbl-weights"
 DEFAULT_BETAS = (0.0, 0.9, 0.99, 0.999, 0.9999)
-#: --dataset -> (classes, n_max), as configs/dataset/ and cbl.data.cifar.CIFAR_SPECS give them
-DATASETS = {"cifar10_lt": (10, 5000), "cifar100_lt": (100, 500)}
+#: --dataset: the long-tailed CIFARs (configs/dataset/), their classes and n_max from cbl.data.cifar.CIFAR_SPECS
+DATASETS = ("cifar10_lt", "cifar100_lt")
 #: a class is "at the cap" when E_n >= (1 - CAP_TOLERANCE) / (1 - beta), i.e. beta**n <= CAP_TOLERANCE
 CAP_TOLERANCE = 0.01
 
 
 def dataset_counts(name: str, imbalance_factor: float) -> list[int]:
-    from cbl.data.long_tail import long_tail_counts  # lazily: the data package is not a dependency of the losses
+    # lazily: the data package (torchvision, ...) is not a dependency of the losses
+    from cbl.data.cifar import CIFAR_SPECS
+    from cbl.data.long_tail import long_tail_counts
 
-    classes, n_max = DATASETS[name]
-    return long_tail_counts(n_max, classes, imbalance_factor)
+    spec = CIFAR_SPECS[name.removesuffix("_lt")]
+    return long_tail_counts(spec["n_max"], spec["num_classes"], imbalance_factor)
 
 
 def _table(title: str, counts: list[int], betas: list[float], columns: list[list[str]],
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--counts", nargs="+", type=int, metavar="N", help="training-set count of each class")
-    source.add_argument("--dataset", choices=sorted(DATASETS), help="the counts of a long-tailed CIFAR training set")
+    source.add_argument("--dataset", choices=DATASETS, help="the counts of a long-tailed CIFAR training set")
     p.add_argument("--imbalance-factor", type=float, metavar="IF",
                    help="n_max / n_min of --dataset (default 100; the paper: 200, 100, 50, 20, 10, 1)")
     p.add_argument("--beta", nargs="+", type=float, default=list(DEFAULT_BETAS), metavar="BETA",
