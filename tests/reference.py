@@ -3,6 +3,8 @@ authors' TensorFlow code (not from cbl's code).  Tests compare cbl against these
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -40,6 +42,75 @@ def focal_cb(z, y, w, gamma: float) -> float:
 
 def sigmoid_cb(z, y, w) -> float:
     return focal_cb(z, y, w, gamma=0.0)
+
+
+# ----------------------------------------------------------------------------- multi-hot and dense targets
+# Written from the definitions in docs/losses.md, one binary term and one position at a time (loops, no
+# vectorised shortcut), not from cbl's code.
+def binary_term(z: float, t: int, gamma: float) -> float:
+    """(1 - p_t)^gamma * -log p_t for one logit: p = sigmoid(z), p_t = p for a positive (t = 1), 1 - p for a
+    negative.  The textbook probabilities, valid for moderate |z|."""
+    p = 1.0 / (1.0 + math.exp(-z))
+    p_t = p if t == 1 else 1.0 - p
+    return (1.0 - p_t) ** gamma * -math.log(p_t)
+
+
+def multilabel_cb(z, t, w, gamma: float, weighting: str, reduction: str = "batch") -> float:
+    """Multi-hot rows t [B, C] of 0/1.
+    "sample": sum_b omega_b sum_c term(z_bc, t_bc), omega_b the mean of w over row b's positives, or the mean of
+    all of w for a row without positives; divided by B, or by sum_b omega_b for reduction "weighted_mean".
+    "class":  1/B sum_b sum_c w_c term(z_bc, t_bc)."""
+    z, t, w = np.asarray(z, np.float64), np.asarray(t), np.asarray(w, np.float64)
+    batch, classes = z.shape
+    total, omegas = 0.0, []
+    for b in range(batch):
+        positives = [c for c in range(classes) if t[b, c] == 1]
+        omega = sum(w[c] for c in positives) / len(positives) if positives else sum(w) / classes
+        omegas.append(omega)
+        for c in range(classes):
+            total += (omega if weighting == "sample" else w[c]) * binary_term(z[b, c], int(t[b, c]), gamma)
+    return total / (sum(omegas) if reduction == "weighted_mean" else batch)
+
+
+def dense_cb(z, y, w, loss_type: str, gamma: float = 0.0, ignore_index: int = -100) -> float:
+    """Logits [B, C, d1, ...], targets [B, d1, ...]: every position whose target is not ignore_index becomes one
+    example (its C logits, its class), and the class-index loss of those N_valid examples is returned; 0 for none."""
+    z, y = np.asarray(z, np.float64), np.asarray(y)
+    rows, labels = [], []
+    for pos in np.ndindex(*y.shape):
+        if y[pos] != ignore_index:
+            rows.append([z[(pos[0], c, *pos[1:])] for c in range(z.shape[1])])
+            labels.append(int(y[pos]))
+    if not rows:
+        return 0.0
+    rows, labels = np.array(rows), np.array(labels)
+    return softmax_cb(rows, labels, w) if loss_type == "softmax" else focal_cb(rows, labels, w, gamma)
+
+
+def class_counts(labels, num_classes: int, ignore_index: int = -100) -> list[int]:
+    """n_c: how many entries of the integer labels (any shape) equal c, entries equal to ignore_index skipped."""
+    counts = [0] * num_classes
+    for value in np.asarray(labels).reshape(-1).tolist():
+        if value != ignore_index:
+            counts[value] += 1
+    return counts
+
+
+def multi_hot_counts(rows) -> list[int]:
+    """n_c: how many rows have a 1 in column c."""
+    rows = np.asarray(rows)
+    return [sum(1 for r in range(rows.shape[0]) if rows[r, c] == 1) for c in range(rows.shape[1])]
+
+
+def effective_numbers(counts, beta: float) -> np.ndarray:
+    """E_n = (1 - beta**n) / (1 - beta) (Cui et al., Sec. 3)."""
+    n = np.asarray(counts, dtype=np.float64)
+    return (1.0 - np.power(beta, n)) / (1.0 - beta)
+
+
+def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:
+    """The authors' data code: int(img_max * (imb_factor ** (cls_idx / (cls_num - 1.0)))), imb_factor = 1 / IF."""
+    return [int(n_max * ((1.0 / imbalance_factor) ** (i / (num_classes - 1.0)))) for i in range(num_classes)]
 
 
 # ----------------------------------------------------------------------------- beyond the paper

@@ -95,7 +95,7 @@ def test_configs_are_one_copy_that_the_package_holds():
 def test_every_console_script_points_at_an_importable_main():
     scripts = PROJECT["scripts"]
     assert {"cbl-train", "cbl-evaluate", "cbl-make-table", "cbl-plot", "cbl-sweep-summary", "cbl-dashboard",
-            "cbl-bench"} <= set(scripts)  # fmt: skip
+            "cbl-bench", "cbl-weights"} <= set(scripts)  # fmt: skip
     for name, target in scripts.items():
         module, _, attr = target.partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), name

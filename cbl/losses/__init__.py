@@ -7,6 +7,9 @@
                          re-weighting (Cao et al. 2019)
     logit_adjustment.py  LDAM, balanced softmax and the logit-adjusted loss (per-class logit offsets)
     criterion.py         a `loss` config node -> the training criterion, and the method label of a run
+    targets.py           the target forms (class indices, multi-hot rows, dense masks with ignore_index), the two
+                         multi-label weightings, and samples_per_class (n_i from a training set's targets)
+    weights.py           `cbl-weights`: effective numbers and class-balanced weights over a grid of beta, printed
 
 Import the paper's losses from here (`from cbl.losses import ClassBalancedLoss`); they need torch alone.
 """
@@ -15,10 +18,13 @@ from cbl.losses.class_balanced import (LOSS_TYPES, REDUCTIONS, ClassBalancedLoss
                                        class_balanced_loss, class_balanced_weights, effective_number, focal_loss,
                                        sigmoid_loss, softmax_loss, weighted_loss)
 from cbl.losses.logit_adjustment import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
+from cbl.losses.targets import IGNORE_INDEX, MULTILABEL_WEIGHTINGS, samples_per_class
 from cbl.losses.weighting import WEIGHTINGS, DeferredReweighting, class_weights
 
 __all__ = [
+    "IGNORE_INDEX",
     "LOSS_TYPES",
+    "MULTILABEL_WEIGHTINGS",
     "REDUCTIONS",
     "WEIGHTINGS",
     "BalancedSoftmaxLoss",
@@ -34,6 +40,7 @@ __all__ = [
     "class_weights",
     "effective_number",
     "focal_loss",
+    "samples_per_class",
     "sigmoid_loss",
     "softmax_loss",
     "weighted_loss",

@@ -16,8 +16,19 @@ by B * C.  beta = 0 gives w = 1 and so the plain softmax / sigmoid / focal losse
 `reduction="weighted_mean"` (not used by the paper's losses) divides by sum_b w[y_b] instead of B, i.e.
 PyTorch's `F.cross_entropy(weight=w)`, which is what Cao et al.'s LDAM-DRW code uses (see cbl.losses.logit_adjustment).
 
-Public API: `effective_number`, `class_balanced_weights`, `weighted_loss`, `class_balanced_loss`,
-`WeightedLoss`, `ClassBalancedLoss`, the registry `LOSS_TYPES` and `REDUCTIONS`.
+Besides class indices y [B], the losses take (derivations in cbl.losses.targets):
+
+    multi-hot t [B, C] (sigmoid, focal), multilabel_weighting="sample" (default):
+                  L = 1/B * sum_b  omega_b * sum_c l_bc,   omega_b = mean of w_c over the positives of row b
+                  (mean_c w_c = 1 for a row without any),   l_bc = (1 - p_t)**gamma * BCE(z_bc, t_bc)
+    multilabel_weighting="class":   L = 1/B * sum_b sum_c  w_c * l_bc
+    dense y [B, d1, ...] with logits [B, C, d1, ...]:   the loss of the N_valid positions with y != ignore_index,
+                  as rows of [N_valid, C] (so divided by N_valid); 0 with a zero gradient when none is valid
+
+A one-hot row gives exactly the loss of its class index, and beta = 0 gives the plain BCE summed over classes / B.
+
+Public API: `effective_number`, `class_balanced_weights`, `weighted_loss`, `class_balanced_loss`, `softmax_loss`,
+`sigmoid_loss`, `focal_loss`, `WeightedLoss`, `ClassBalancedLoss`, the registry `LOSS_TYPES` and `REDUCTIONS`.
 """
 
 from __future__ import annotations
@@ -30,6 +41,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from cbl.losses.targets import (IGNORE_INDEX, check_dense, check_ignore_index, check_multi_hot, check_multilabel_weighting,
+                                example_weights, flatten_dense, target_form)
 
 Counts = Sequence[float] | Tensor
 
@@ -69,20 +83,30 @@ def as_counts(samples_per_class: Counts) -> Tensor:
     bad = (~torch.isfinite(counts)) | (counts < 1)
     if bad.any():
         i = int(bad.nonzero()[0])
+        # a zero is most often a count taken from one batch, which misses classes
+        hint = ("; count every class over the whole training set, e.g. with "
+                "cbl.losses.samples_per_class(train_labels, num_classes), never over a batch") if counts[i] == 0 else ""
         raise ValueError(
             f"samples_per_class must be >= 1 for every class (a class with no training samples has no "
-            f"effective number); class {i} has {counts[i].item():g}"
+            f"effective number); class {i} has {counts[i].item():g}{hint}"
         )
     return counts
+
+
+def check_logits(logits: Tensor, num_classes: int | None = None) -> None:
+    """[batch, classes] floating-point logits, with `num_classes` classes when given."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be 2-D [batch, classes]; got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating-point tensor; got dtype {logits.dtype}")
+    if num_classes is not None and num_classes != logits.shape[1]:
+        raise ValueError(f"samples_per_class has {num_classes} classes but logits have {logits.shape[1]}")
 
 
 def check_logits_labels(logits: Tensor, labels: Tensor, num_classes: int | None = None) -> None:
     """Shapes, dtypes and label range.  The range check reads the labels on the host (a device sync),
     so the training loop checks the dataset's labels once and calls the losses with validate=False."""
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be 2-D [batch, classes]; got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"logits must be a floating-point tensor; got dtype {logits.dtype}")
+    check_logits(logits, num_classes)
     if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
         raise ValueError(
             f"labels must be 1-D class indices with one entry per logits row: logits {tuple(logits.shape)}, "
@@ -91,8 +115,6 @@ def check_logits_labels(logits: Tensor, labels: Tensor, num_classes: int | None 
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices; got dtype {labels.dtype}")
     c = logits.shape[1]
-    if num_classes is not None and num_classes != c:
-        raise ValueError(f"samples_per_class has {num_classes} classes but logits have {c}")
     if labels.numel():
         out = (labels < 0) | (labels >= c)
         if bool(out.any()):
@@ -130,47 +152,70 @@ def _example_weights(weights: Tensor, labels: Tensor, dtype: torch.dtype) -> Ten
     return weights.to(device=labels.device, dtype=dtype)[labels]
 
 
-def softmax_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0) -> Tensor:
+def _binary_terms(z: Tensor, positive: Tensor, gamma: float) -> Tensor:
+    """(1 - p_t)**gamma * BCE(z, t) for every element, t = 1 where `positive`.
+
+    With z_t = +z for a positive and -z for a negative, BCE = softplus(-z_t) and
+    (1 - p_t)**gamma = sigmoid(-z_t)**gamma = exp(-gamma * softplus(z_t)).  Both softplus terms are
+    finite for any finite z, so neither the loss nor its gradient overflows (the authors' form
+    exp(-g*y*z - g*log1p(exp(-z))) overflows in float32 for z < -88), and the gradient stays finite
+    for gamma < 1 where d/dp (1-p)**gamma is unbounded.
+    """
+    z_t = torch.where(positive, z, -z)
+    terms = F.softplus(-z_t)  # BCE with logits
+    if gamma != 0.0:
+        terms = torch.exp(-gamma * F.softplus(z_t)) * terms
+    return terms
+
+
+def _softmax_indices(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float) -> Tensor:
     """1/B * sum_b w[y_b] * CE(z_b, y_b)."""
     z = logits.to(_compute_dtype(logits))
     ce = F.cross_entropy(z, labels, reduction="none")
     return (_example_weights(weights, labels, z.dtype) * ce).mean()
 
 
-def sigmoid_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0) -> Tensor:
-    """1/B * sum_b w[y_b] * sum_c BCE(z_bc, 1[c = y_b])."""
-    return focal_loss(logits, labels, weights, gamma=0.0)
-
-
-def focal_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0) -> Tensor:
-    """1/B * sum_b w[y_b] * sum_c (1 - p_t)**gamma * BCE(z_bc, 1[c = y_b]).
-
-    With z_t = +z for the true class and -z for the others, BCE = softplus(-z_t) and
-    (1 - p_t)**gamma = sigmoid(-z_t)**gamma = exp(-gamma * softplus(z_t)).  Both softplus terms are
-    finite for any finite z, so neither the loss nor its gradient overflows (the authors' form
-    exp(-g*y*z - g*log1p(exp(-z))) overflows in float32 for z < -88), and the gradient stays finite
-    for gamma < 1 where d/dp (1-p)**gamma is unbounded.
-    """
+def _focal_indices(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float) -> Tensor:
+    """1/B * sum_b w[y_b] * sum_c (1 - p_t)**gamma * BCE(z_bc, 1[c = y_b]); gamma = 0: the sigmoid loss."""
     z = logits.to(_compute_dtype(logits))
     positive = F.one_hot(labels, z.shape[1]).bool()
-    z_t = torch.where(positive, z, -z)
-    terms = F.softplus(-z_t)  # BCE with logits
-    if gamma != 0.0:
-        terms = torch.exp(-gamma * F.softplus(z_t)) * terms
-    return (_example_weights(weights, labels, z.dtype) * terms.sum(dim=1)).mean()
+    return (_example_weights(weights, labels, z.dtype) * _binary_terms(z, positive, gamma).sum(dim=1)).mean()
 
+
+def _binary_loss(logits: Tensor, positive: Tensor, weights: Tensor, gamma: float, per_class: bool,
+                 reduction: str) -> Tensor:
+    """The sigmoid / focal loss of positives `positive` [B, C], weighted per class (multilabel_weighting="class")
+    or per example (omega_b of "sample"), divided by B or, for "sample", by sum_b omega_b (reduction)."""
+    z = logits.to(_compute_dtype(logits))
+    terms = _binary_terms(z, positive, gamma)
+    if per_class:  # reduction is "batch": check_loss_options refuses the other
+        return (terms * weights.to(device=z.device, dtype=z.dtype)).sum(dim=1).mean()
+    omega = example_weights(weights, positive, z.dtype)
+    loss = (omega * terms.sum(dim=1)).mean()
+    return loss * (omega.numel() / omega.sum()) if reduction == "weighted_mean" else loss
+
+
+#: class indices [B] -> loss; the paper's path, also taken by dense targets once flattened
+_INDEX_LOSSES = {"softmax": _softmax_indices, "sigmoid": _focal_indices, "focal": _focal_indices}
 
 LossFn = Callable[[Tensor, Tensor, Tensor, float], Tensor]
 
 #: how a weighted sum over the batch is normalised: by B (the paper) or by sum_b w[y_b] (PyTorch's weighted mean)
 REDUCTIONS = ("batch", "weighted_mean")
 
-#: name -> loss on given per-class weights, f(logits, labels, weights, gamma)
-LOSS_TYPES: dict[str, LossFn] = {
-    "softmax": softmax_loss,
-    "sigmoid": sigmoid_loss,
-    "focal": focal_loss,
-}
+
+def check_loss_options(loss_type: str, gamma: float, reduction: str, multilabel_weighting: str) -> float:
+    """The options of a loss, checked together (they constrain each other); returns gamma as a float."""
+    check_loss_type(loss_type)
+    check_reduction(reduction)
+    gamma = check_gamma(gamma)
+    if gamma != 0.0 and loss_type != "focal":
+        raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
+    if check_multilabel_weighting(multilabel_weighting) == "class" and loss_type != "softmax" and reduction != "batch":
+        # "class" weights classes, not examples: there is no sum_b omega_b to divide by
+        raise ValueError(f"reduction={reduction!r} divides by the examples' weights, which multilabel_weighting='class' "
+                         f"does not have; use reduction='batch'")
+    return gamma
 
 
 def weighted_loss(
@@ -181,26 +226,76 @@ def weighted_loss(
     gamma: float = 0.0,
     validate: bool = True,
     reduction: str = "batch",
+    *,
+    multilabel_weighting: str = "sample",
+    ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
     """A loss of `LOSS_TYPES` with per-class weights `weights` (shape [C]) applied as w[y_b] to every
     term of example b, normalised by the batch size B (`reduction="batch"`, the paper) or by sum_b w[y_b]
-    (`reduction="weighted_mean"`, what `F.cross_entropy(weight=w)` does).  Any weighting scheme plugs in here."""
-    check_loss_type(loss_type)
-    check_reduction(reduction)
-    gamma = check_gamma(gamma)
-    if gamma != 0.0 and loss_type != "focal":
-        raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
+    (`reduction="weighted_mean"`, what `F.cross_entropy(weight=w)` does).  Any weighting scheme plugs in here.
+
+    `labels` are class indices [B], multi-hot rows [B, C] (sigmoid and focal; weighted as `multilabel_weighting`
+    says) or dense class indices [B, d1, ...] for logits [B, C, d1, ...] (positions equal to `ignore_index`
+    left out); see cbl.losses.targets.  `validate=False` skips the checks that read values (a host sync)."""
+    gamma = check_loss_options(loss_type, gamma, reduction, multilabel_weighting)
+    ignore_index = check_ignore_index(ignore_index)
+    form = target_form(logits, labels, loss_type)
+    if form == "dense":
+        if validate:
+            check_dense(labels, logits.shape[1], ignore_index)
+        logits, labels = flatten_dense(logits, labels, ignore_index)
+        form = "index"
     if validate:
-        check_logits_labels(logits, labels, num_classes=weights.shape[0])
+        if form == "index":
+            check_logits_labels(logits, labels, num_classes=weights.shape[0])
+        else:
+            check_logits(logits, num_classes=weights.shape[0])
+            check_multi_hot(labels)
     if logits.shape[0] == 0:
         return logits.sum().to(_compute_dtype(logits))  # zero, and keeps the graph
-    if labels.dtype != torch.long:
-        labels = labels.long()  # int32/uint8 indices are fine; the gathers below want int64
-    loss = LOSS_TYPES[loss_type](logits, labels, weights, gamma)
-    if reduction == "weighted_mean":
-        # sum_b w[y_b] l_b / sum_b w[y_b] = (the batch mean) * B / sum_b w[y_b]
-        loss = loss * (labels.numel() / _example_weights(weights, labels, loss.dtype).sum())
-    return loss
+    per_class = multilabel_weighting == "class" and loss_type != "softmax"
+    if form == "index" and not per_class:
+        if labels.dtype != torch.long:
+            labels = labels.long()  # int32/uint8 indices are fine; the gathers below want int64
+        loss = _INDEX_LOSSES[loss_type](logits, labels, weights, gamma)
+        if reduction == "weighted_mean":
+            # sum_b w[y_b] l_b / sum_b w[y_b] = (the batch mean) * B / sum_b w[y_b]
+            loss = loss * (labels.numel() / _example_weights(weights, labels, loss.dtype).sum())
+        return loss
+    positive = F.one_hot(labels.long(), logits.shape[1]).bool() if form == "index" else labels != 0
+    return _binary_loss(logits, positive, weights, gamma, per_class, reduction)
+
+
+def softmax_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0, validate: bool = True,
+                 reduction: str = "batch", *, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """1/B * sum_b w[y_b] * CE(z_b, y_b), for class indices or dense targets (`weighted_loss`)."""
+    return weighted_loss(logits, labels, weights, "softmax", gamma, validate, reduction, ignore_index=ignore_index)
+
+
+def sigmoid_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0, validate: bool = True,
+                 reduction: str = "batch", *, multilabel_weighting: str = "sample",
+                 ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """1/B * sum_b w[y_b] * sum_c BCE(z_bc, 1[c = y_b]), for class indices, multi-hot or dense targets
+    (`weighted_loss`; gamma must be 0)."""
+    return weighted_loss(logits, labels, weights, "sigmoid", gamma, validate, reduction,
+                         multilabel_weighting=multilabel_weighting, ignore_index=ignore_index)
+
+
+def focal_loss(logits: Tensor, labels: Tensor, weights: Tensor, gamma: float = 0.0, validate: bool = True,
+               reduction: str = "batch", *, multilabel_weighting: str = "sample",
+               ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """1/B * sum_b w[y_b] * sum_c (1 - p_t)**gamma * BCE(z_bc, 1[c = y_b]), for class indices, multi-hot or
+    dense targets (`weighted_loss`)."""
+    return weighted_loss(logits, labels, weights, "focal", gamma, validate, reduction,
+                         multilabel_weighting=multilabel_weighting, ignore_index=ignore_index)
+
+
+#: name -> loss on given per-class weights, f(logits, labels, weights, gamma)
+LOSS_TYPES: dict[str, LossFn] = {
+    "softmax": softmax_loss,
+    "sigmoid": sigmoid_loss,
+    "focal": focal_loss,
+}
 
 
 def class_balanced_loss(
@@ -210,20 +305,29 @@ def class_balanced_loss(
     loss_type: str,
     beta: float,
     gamma: float = 0.0,
+    *,
+    multilabel_weighting: str = "sample",
+    ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
     """Class-balanced softmax / sigmoid / focal loss (a scalar).
 
     Args:
-        logits: [B, C] float tensor (any float dtype; half precision is computed in float32).
-        labels: [B] integer class indices.
-        samples_per_class: training-set count of each class (length C, all >= 1).
+        logits: [B, C] float tensor (any float dtype; half precision is computed in float32), or [B, C, d1, ...]
+            with dense targets.
+        labels: [B] integer class indices; [B, C] multi-hot 0/1 rows (float or bool; sigmoid and focal only);
+            or [B, d1, ...] dense class indices for logits [B, C, d1, ...].
+        samples_per_class: training-set count of each class (length C, all >= 1; `samples_per_class()` counts them).
         loss_type: "softmax", "sigmoid" or "focal".
         beta: in [0, 1); 0 gives the unweighted loss.
         gamma: focal exponent >= 0 (only for loss_type="focal"; 0 gives the sigmoid loss).
+        multilabel_weighting: "sample" (one weight per example, the mean weight of its positives; the authors'
+            weighting for one-hot rows) or "class" (each class's binary term weighted by that class's weight).
+        ignore_index: dense target positions with this value are left out.
     """
     check_loss_type(loss_type)
     weights = class_balanced_weights(samples_per_class, beta)
-    return weighted_loss(logits, labels, weights, loss_type, gamma)
+    return weighted_loss(logits, labels, weights, loss_type, gamma, multilabel_weighting=multilabel_weighting,
+                         ignore_index=ignore_index)
 
 
 class WeightedLoss(nn.Module):
@@ -240,13 +344,14 @@ class WeightedLoss(nn.Module):
         gamma: float = 0.0,
         validate: bool = True,
         reduction: str = "batch",
+        *,
+        multilabel_weighting: str = "sample",
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         super().__init__()
-        self.loss_type = check_loss_type(loss_type)
-        self.gamma = check_gamma(gamma)
-        if self.gamma != 0.0 and loss_type != "focal":
-            raise ValueError(f"gamma applies only to loss_type='focal'; got gamma={gamma:g} with loss_type={loss_type!r}")
-        self.reduction = check_reduction(reduction)
+        self.gamma = check_loss_options(loss_type, gamma, reduction, multilabel_weighting)
+        self.loss_type, self.reduction, self.multilabel_weighting = loss_type, reduction, multilabel_weighting
+        self.ignore_index = check_ignore_index(ignore_index)
         self.validate = validate
         w = torch.as_tensor(weights, dtype=torch.float32).detach().clone()
         if w.dim() != 1 or w.numel() == 0 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
@@ -255,14 +360,21 @@ class WeightedLoss(nn.Module):
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
         return weighted_loss(logits, labels, self.weights, self.loss_type, self.gamma, validate=self.validate,
-                             reduction=self.reduction)
+                             reduction=self.reduction, multilabel_weighting=self.multilabel_weighting,
+                             ignore_index=self.ignore_index)
 
     def set_epoch(self, epoch: int) -> None:
         """Nothing to do: these weights do not depend on the epoch."""
 
-    def extra_repr(self) -> str:
+    def _options_repr(self) -> str:
+        """The options that differ from their defaults, for extra_repr."""
         extra = "" if self.reduction == "batch" else f", reduction={self.reduction!r}"
-        return f"loss_type={self.loss_type!r}, gamma={self.gamma:g}, num_classes={self.weights.numel()}{extra}"
+        if self.multilabel_weighting != "sample":
+            extra += f", multilabel_weighting={self.multilabel_weighting!r}"
+        return extra + ("" if self.ignore_index == IGNORE_INDEX else f", ignore_index={self.ignore_index}")
+
+    def extra_repr(self) -> str:
+        return f"loss_type={self.loss_type!r}, gamma={self.gamma:g}, num_classes={self.weights.numel()}{self._options_repr()}"
 
 
 class ClassBalancedLoss(WeightedLoss):
@@ -281,12 +393,16 @@ class ClassBalancedLoss(WeightedLoss):
         gamma: float = 0.0,
         validate: bool = True,
         reduction: str = "batch",
+        *,
+        multilabel_weighting: str = "sample",
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         check_loss_type(loss_type)
         self_beta = check_beta(beta)
-        super().__init__(class_balanced_weights(samples_per_class, self_beta), loss_type, gamma, validate, reduction)
+        super().__init__(class_balanced_weights(samples_per_class, self_beta), loss_type, gamma, validate, reduction,
+                         multilabel_weighting=multilabel_weighting, ignore_index=ignore_index)
         self.beta = self_beta
 
     def extra_repr(self) -> str:
-        extra = "" if self.reduction == "batch" else f", reduction={self.reduction!r}"
-        return f"loss_type={self.loss_type!r}, beta={self.beta:g}, gamma={self.gamma:g}, num_classes={self.weights.numel()}{extra}"
+        return (f"loss_type={self.loss_type!r}, beta={self.beta:g}, gamma={self.gamma:g}, "
+                f"num_classes={self.weights.numel()}{self._options_repr()}")
