@@ -252,6 +252,7 @@ def test_autocast_multi_hot_and_dense(loss_type, gamma):
     torch.testing.assert_close(mixed_rows, full_rows, rtol=3e-2, atol=1e-3)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_multi_hot_dense_and_counts_on_cuda():
     counts = [10, 5, 1]
