@@ -9,7 +9,7 @@ LOCK   ?= requirements.lock
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-queue evidence-tables device-kit compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
+.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-queue evidence-tables device-kit check-data compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ reproduce-imagenet: $(STAMP) ## Table 3, ILSVRC 2012 column (9 x 90-epoch runs)
 
 device-kit: $(STAMP) ## build .device_kit/ (wheels + the packed IF 100 data, size-checked) for a lent GPU: docs/performance.md#the-device-kit
 	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) scripts/device_kit.py build
+
+check-data: $(STAMP) ## decode every image of a dataset (ARGS="dataset=imagefolder dataset.root=..."), list the damaged ones
+	$(PY) scripts/check_data.py $(ARGS)
 
 tables: $(STAMP) ## regenerate README Tables 2 and 3 from the runs of the paper's recipe under outputs/table2, outputs/table3
 	$(PY) scripts/make_table.py --runs outputs/table2 --table 2 --all-rows --recipe paper --readme README.md

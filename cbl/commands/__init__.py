@@ -9,6 +9,7 @@
     cbl-bench           bench.py          training throughput, the standard recipe vs this project's path
     cbl-run-queue       run_queue.py      a file of configurations trained one after another, resumable
     cbl-lossy-copy      lossy_copy.py     measure a CIFAR copy's JPEG settings; write a JPEG-lossy copy
+    cbl-check-data      check_data.py     decode every image of a dataset, list the damaged ones
                         device_kit.py     the kit for a lent GPU machine (scripts/device_kit.py; no console script)
 
 `cbl-train` (cbl.train) and `cbl-evaluate` (cbl.evaluate) live beside the code they run.  Each `main(argv, prog)`

@@ -5,7 +5,8 @@ Dataset config fields (configs/dataset/<name>.yaml; absent fields take the defau
   root                data folder ("data")
   loader              "tensor" (whole uint8 dataset on the device, tensor-op augmentation; CIFAR / digits)
                       or "torch" (DataLoader + per-image torchvision transforms; every dataset)
-  num_workers, pin_memory (null = when the device is CUDA), persistent_workers, prefetch_factor: torch loader
+  num_workers (auto = the CPUs available, at most 8), pin_memory (null = when the device is CUDA),
+  persistent_workers, prefetch_factor: torch loader
   input_size          CIFAR 32, digits 8, iNaturalist / ILSVRC 224 or 320
   mean, std           per-channel normalisation in uint8 units, (x - mean) / std; null = the dataset default
                       (CIFAR/digits 128, i.e. the authors' x / 128 - 1; ImageNet statistics for the others)
@@ -30,6 +31,7 @@ the paper), "class_balanced" or "sqrt" (class-aware draws with replacement; cbl/
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -200,11 +202,36 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     custom = name in CUSTOM_DATASETS  # your own data: small input sizes too (cbl/data/transforms.py)
     size = (check_file_input_size if custom else check_input_size)(setting(cfg, "input_size", 224))
     mean, std = setting(cfg, "mean", list(IMAGENET_MEAN)), setting(cfg, "std", list(IMAGENET_STD))
-    root = setting(cfg, "root", "data")
     make_tf = file_image_transform if custom else inception_transform
     train_tf, test_tf = make_tf(True, size, mean, std), make_tf(False, size, mean, std)
+    train_ds, test_ds, names, labels, counts, source, where = file_splits(name, cfg, train_tf, test_tf)
+    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), sampler=sampler,
+                        labels=labels[0], **shared, **torch_opts)
+    test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
+    return train, test, counts, names, size, 3, f", input {size}{where}", source
+
+
+#: DataLoader workers of `num_workers: auto` are capped here: beyond it, decoding rarely keeps up better
+MAX_AUTO_WORKERS = 8
+
+
+def worker_count(value) -> int:
+    """`dataset.num_workers`: a count >= 0, or "auto": the CPUs this process may use, shared among the processes
+    of this machine (torchrun's LOCAL_WORLD_SIZE), at most MAX_AUTO_WORKERS (and what DataLoader suggests)."""
+    if value == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(MAX_AUTO_WORKERS, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"dataset.num_workers={value!r} is not allowed: an integer >= 0 or auto (the CPUs available)")
+    return value
+
+
+def file_splits(name: str, cfg: dict, train_tf=None, test_tf=None):
+    """(train dataset, test dataset, class names, [train labels, test labels], class counts, data source, description)
+    of an image-file dataset: the very images a run trains and evaluates on (cbl-check-data decodes them all)."""
+    root = setting(cfg, "root", "data")
     where = f", from {root}/"
-    if custom:
+    if name in CUSTOM_DATASETS:
         splits = custom_splits(name, cfg, train_tf, test_tf)
         train_ds, test_ds, names, source, where = splits.train, splits.test, splits.class_names, splits.source, splits.extra
         labels = [splits.train_labels, splits.test_labels]
@@ -218,10 +245,7 @@ def _file_loaders(name: str, cfg: dict, batch_size: int, eval_batch_size: int, s
     # the losses run with validate=False in training, so the label range is checked here, once
     for which, y in zip(("train", "val"), labels):
         check_labels(f"{name} {which} labels", y, len(y), len(names))
-    train = TorchLoader(train_ds, batch_size, train=True, drop_last=_flag(cfg, "drop_last", False), sampler=sampler,
-                        labels=labels[0], **shared, **torch_opts)
-    test = TorchLoader(test_ds, eval_batch_size, train=False, **shared, **torch_opts)
-    return train, test, counts, names, size, 3, f", input {size}{where}", source
+    return train_ds, test_ds, names, labels, counts, source, where
 
 
 def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int, rank: int = 0, world_size: int = 1,
@@ -238,7 +262,7 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     if unknown:
         raise ValueError(f"dataset config for {name} has unknown or inapplicable keys {unknown}; allowed: {', '.join(sorted(ALLOWED_KEYS[name]))}")
     shared = dict(seed=seed, device=torch.device(device), rank=rank, world_size=world_size, channels_last=_flag(cfg, "channels_last", False))
-    torch_opts = dict(num_workers=setting(cfg, "num_workers", 0), pin_memory=cfg.get("pin_memory"),
+    torch_opts = dict(num_workers=worker_count(setting(cfg, "num_workers", "auto")), pin_memory=cfg.get("pin_memory"),
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
     order = check_order(setting(cfg, "order", "shuffled"), sampler, name="dataset.order")

@@ -19,13 +19,14 @@ import numpy as np
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from cbl.data.images import CheckedImageFolder
 from cbl.data.provenance import DataSource, sample_list_source
 
 IMAGE_EXTENSIONS = IMG_EXTENSIONS
 LAYOUT = "expected <root>/train/<class>/<image> and <root>/val/<class>/<image> (docs/custom_data.md)"
 
 
-class ClassFolders(ImageFolder):
+class ClassFolders(CheckedImageFolder):
     """ImageFolder that can be restricted to a subset of its samples (the long-tailed subset)."""
 
     def keep(self, indices: np.ndarray) -> None:

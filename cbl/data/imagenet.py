@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import ImageFolder
 
+from cbl.data.images import CheckedImageFolder
 from cbl.data.provenance import sample_list_source
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ LAYOUT_HELP = (
 )
 
 
-def ilsvrc2012(root: str | os.PathLike, split: str = "train", transform=None) -> ImageFolder:
+def ilsvrc2012(root: str | os.PathLike, split: str = "train", transform=None) -> CheckedImageFolder:
     """One split as an ImageFolder of (transform(PIL RGB image), label)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
@@ -33,7 +33,7 @@ def ilsvrc2012(root: str | os.PathLike, split: str = "train", transform=None) ->
     if not folder.is_dir():
         raise FileNotFoundError(f"ILSVRC 2012 {split} folder not found at {folder}; {LAYOUT_HELP}")
     try:
-        ds = ImageFolder(str(folder), transform=transform)
+        ds = CheckedImageFolder(str(folder), transform=transform)
     except FileNotFoundError as e:  # raised for a folder without class subfolders or images
         raise FileNotFoundError(f"ILSVRC 2012 {split} folder {folder} holds no class folders with images ({e}); {LAYOUT_HELP}") from None
     if len(ds.classes) != 1000:

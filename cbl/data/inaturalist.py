@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
+from cbl.data.images import open_rgb
 from cbl.data.provenance import DataSource, annotation_source
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class INaturalist(Dataset):
         return np.bincount(self.labels, minlength=self.num_classes).tolist()
 
     def __getitem__(self, i: int):
-        with Image.open(self.root / self.files[i]) as im:
-            img = im.convert("RGB")
+        img = open_rgb(self.root / self.files[i], int(self.labels[i]), self.class_names[int(self.labels[i])])
         return (self.transform(img) if self.transform is not None else img), int(self.labels[i])
 
 

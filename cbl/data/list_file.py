@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
+from cbl.data.images import open_rgb
 from cbl.data.provenance import DataSource, list_file_source
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ class ImageListDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        with Image.open(resolve(self.root, self.files[i])) as im:
-            img = im.convert("RGB")
+        img = open_rgb(resolve(self.root, self.files[i]), int(self.labels[i]))
         return (self.transform(img) if self.transform is not None else img), int(self.labels[i])
 
     def keep(self, indices: np.ndarray) -> None:

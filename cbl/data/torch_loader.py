@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cbl.data.arrays import check_images
 from cbl.data.epoch import (authors_stream, check_nonneg_int, check_sharding, class_aware_sampling, epoch_generator,
                             epoch_order, loss_scale, num_batches, rank_slice)
+from cbl.data.images import DamagedImageError, unwrap_worker_error
 
 
 class ArrayDataset(Dataset):
@@ -173,7 +174,14 @@ class TorchLoader:
         return loss_scale(k, s.n, s.batch_size, s.rank, s.world_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for x, y in self.loader:
+        batches = iter(self.loader)
+        while True:
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                return
+            except DamagedImageError as e:  # from a worker: its traceback wraps the one line naming the file
+                raise unwrap_worker_error(e) from None
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
