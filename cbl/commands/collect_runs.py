@@ -20,7 +20,7 @@ from pathlib import Path
 from cbl.cli import ArgumentParser, fail
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
 from cbl.config import recorded_run_name
-from cbl.reporting.runs import RunsError
+from cbl.reporting.runs import RunsError, read_config_yaml
 
 PROG = "cbl-collect-runs"
 #: the files that describe a finished run; everything else (checkpoints, wandb/, logs) stays behind
@@ -29,13 +29,10 @@ SUMMARY_FILES = ("config.yaml", "metrics.json", "metrics.jsonl", ".hydra/overrid
 
 
 def copy_name(run_dir: Path) -> str:
-    """The run name of the run in run_dir, read from its config.yaml."""
-    import yaml  # only needed here, as in cbl.reporting.runs
-
+    """The run name of the run in run_dir, read from its config.yaml (cbl.reporting.runs.read_config_yaml)."""
     try:
-        recorded = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        return recorded_run_name(recorded if isinstance(recorded, dict) else {})
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as e:
+        return recorded_run_name(read_config_yaml(run_dir))
+    except (RunsError, ValueError) as e:
         raise RunsError(f"cannot name the run in {run_dir} from its config.yaml: {e}") from None
 
 

@@ -328,20 +328,29 @@ _RECIPE_KEYS = {"optimizer": "name", "lr": "lr", "reference_batch": "reference_b
                 "momentum": "momentum", "nesterov": "nesterov"}  # fmt: skip
 
 
-def _fields_from_config_yaml(path: Path) -> dict[str, Any]:
-    """The run fields a run's config.yaml holds: what it is, its recipe and data source ({} without one).  A data
-    source that was not hashed is named by its file: "npz:<file> (not hashed)"."""
-    file = path / "config.yaml"
-    if not file.is_file():
-        return {}
+def read_config_yaml(run_dir: Path) -> dict[str, Any]:
+    """A run folder's config.yaml as written by training (the resolved config, then `data_source:`), parsed: the one
+    reader of it for tables, figures, summaries and cbl-collect-runs.  RunsError for a file that is missing or not a
+    YAML mapping."""
+    file = Path(run_dir) / "config.yaml"
     import yaml  # only needed here; keeps `import cbl.reporting.runs` light
 
     try:
         cfg = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RunsError(f"cannot read {file}: {' '.join(str(e).split())}") from None
     if not isinstance(cfg, dict):
-        return {}
+        raise RunsError(f"{file} is not a mapping of config keys")
+    return cfg
+
+
+def _fields_from_config_yaml(path: Path) -> dict[str, Any]:
+    """The run fields a run's config.yaml holds: what it is, its recipe and data source ({} without a readable one).
+    A data source that was not hashed is named by its file: "npz:<file> (not hashed)"."""
+    try:
+        cfg = read_config_yaml(path)
+    except RunsError:
+        return {}  # a run without a readable config.yaml is still listed (as incomplete or failed)
     optim, dataset = cfg.get("optim"), cfg.get("dataset")
     out = {k: optim[v] for k, v in _RECIPE_KEYS.items() if isinstance(optim, dict) and v in optim}
     for field_name, (group, key) in _DESCRIPTION_KEYS.items():
