@@ -39,12 +39,15 @@ def test_methods_demo_sweep_runs_every_method_and_fills_the_readme_table(tmp_pat
     rows = [line for line in text.splitlines() if line.startswith("| digits_lt |")]
     assert len(rows) == len(EXPECTED)  # one row per method (cb_softmax and softmax differ by beta)
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    # a paper loss with beta > 0 prints as its preset's name, cb_<loss>, never as the plain loss
     assert sorted((c[3], c[4], c[7]) for c in cells) == sorted(
-        (label, loss, (settings.replace("drw_epoch=160", "drw_epoch=1") or "-"))
-        for label, loss, _, _, _, settings in EXPECTED.values()
+        (f"cb_{label}" if label == loss and beta > 0 else label, loss,
+         (settings.replace("drw_epoch=160", "drw_epoch=1") or "-"))
+        for label, loss, beta, _, _, settings in EXPECTED.values()
     )
+    assert {c[3] for c in cells} >= {"cb_softmax", "cb_focal", "softmax"}
     # the paper's configurations come first
-    assert [c[3] for c in cells[:3]] == ["focal", "softmax", "softmax"]
+    assert [c[3] for c in cells[:3]] == ["cb_focal", "softmax", "cb_softmax"]
 
 
 class Recorder:

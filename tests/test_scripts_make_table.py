@@ -328,3 +328,21 @@ def test_sweep_selects_exactly_the_runs_a_multirun_trains(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         make_table_script.main([*argv, "--sweep", "sweep=nonesuch"])
     assert e.value.code == 2 and "--sweep 'sweep=nonesuch'" in capsys.readouterr().err
+
+
+def test_footers_speak_of_the_rows_shown(tmp_path):
+    write_run(tmp_path / "sm", loss="softmax", top1=35.0)
+    write_run(tmp_path / "cb", loss="softmax", beta=0.9999, top1=30.0)
+    runs = find_runs(tmp_path)
+    table2, _ = make_table("2", runs)
+    assert "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ); like" in table2
+    write_run(tmp_path / "if1", loss="softmax", top1=7.0, imbalance_factor=1)
+    assert "at IF 1 (class-balanced term 1) over all runs" in make_table("2", find_runs(tmp_path))[0]
+    # CIFAR-10-LT IF 100 has no class under 20 images: the empty few-shot column says why
+    methods, _ = make_table("methods", runs)
+    rows = [line for line in methods.splitlines() if line.startswith("| cifar10_lt")]
+    assert {row.split("|")[4].strip() for row in rows} == {"softmax", "cb_softmax"}
+    assert "no class of these runs has" not in methods  # write_run's shot accuracies fill every group
+    write_run(tmp_path / "few" / "a", top1=30.0, shots={"many": 90.0, "medium": 60.0, "few": None})
+    no_few, _ = make_table("methods", find_runs(tmp_path / "few"))
+    assert "few acc is — throughout: no class of these runs has fewer than 20 training images." in no_few

@@ -258,9 +258,10 @@ def _render_table2_recipe(rows: list[Table2Result], metric: str, recipe: str) ->
     lines += [
         "",
         "ours: mean ± std over seeds (n = number of seeds; a single value is one seed); Δ = ours − paper. "
-        "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ), at IF 1 (class-balanced "
-        "term 1) over all runs; like the paper's, it is selected on the test set (there is no validation split), "
-        "so it is optimistic.",
+        "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ)"
+        + (", at IF 1 (class-balanced term 1) over all runs" if any(r.imbalance_factor == 1 for r in rows) else "")
+        + "; like the paper's, it is selected on the test set (there is no validation split), so it is optimistic "
+        "(`--table selection` measures by how much where runs saved their predictions).",
     ]
     return "\n".join(lines)
 
@@ -410,7 +411,7 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
     for m in rows:
         n = len(m.seeds)
         lines.append(_row([
-            m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.method, m.loss,
+            m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, method_shown(m), m.loss,
             fmt_param(m.beta), fmt_param(m.gamma), m.settings or "-", cell(m.top1, n), cell(m.top5, n),
             *(cell(m.shots[g], n) for g in ("many", "medium", "few")),
             *((cell(m.calibration.get("ece"), n), cell_nll(m.calibration.get("nll"), n)) if calibrated else ()),
@@ -421,8 +422,25 @@ def render_methods(rows: list[MethodsResult], metric: str = "top1_err") -> str:
               "from the paper's (epochs, precision, data source, ...); \"-\": the paper's own setting."
               + (" ECE: expected calibration error (%, 15 confidence bins) and NLL: mean negative log-likelihood, of "
                  "the last epoch with the head's own probabilities (softmax; normalised sigmoids for sigmoid and "
-                 "focal heads; docs/comparisons.md); — for runs recorded before they were." if calibrated else "")]
+                 "focal heads; docs/comparisons.md); — for runs recorded before they were." if calibrated else "")
+              + empty_shot_note(rows)]
     return "\n".join(lines)
+
+
+def method_shown(m: MethodsResult) -> str:
+    """The method as the table prints it: a paper loss with effective-number weights (β > 0) is "cb_<loss>", the
+    name of its preset (configs/method/), so that it never reads as the plain loss of the row above it."""
+    return f"cb_{m.method}" if (m.method, m.loss) in PAPER_ROWS and m.beta > 0 else m.method
+
+
+def empty_shot_note(rows: list[MethodsResult]) -> str:
+    """Why a shot column is all "—": no class of these runs falls in that group (e.g. CIFAR-10-LT, whose rarest
+    class has 50 training images, has no few-shot class)."""
+    empty = [g for g in ("many", "medium", "few") if all(m.shots[g] is None for m in rows)]
+    if not empty:
+        return ""
+    bounds = {"many": "more than 100", "medium": "20 to 100", "few": "fewer than 20"}
+    return " " + " ".join(f"{g} acc is — throughout: no class of these runs has {bounds[g]} training images." for g in empty)
 
 
 # ----------------------------------------------------------------------------- bf16 vs float32
