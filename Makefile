@@ -9,7 +9,7 @@ LOCK   ?= requirements.lock
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo bench precision-check evidence-lossy evidence-queue evidence-tables device-kit check-data compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
+.PHONY: help install lock test test-all demo bench precision-check evidence-lossy evidence-queue evidence-tables device-kit check-data compare-methods compare-methods-demo reproduce-cifar reproduce-inat reproduce-imagenet tables figures sweep-status dashboard clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv (when missing) and install cbl into it with the dev extras, at the versions of requirements.lock
+
+lock: $(STAMP) ## rewrite requirements.lock from .venv (pip freeze: every installed package, pinned), keeping its header
+	{ grep '^#' $(LOCK); $(PY) -m pip freeze --exclude-editable; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
 test: $(STAMP) ## run the fast test suite (installs into .venv first)
 	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS)
