@@ -203,7 +203,8 @@ def test_duplicate_runs_count_once_the_newest_and_mixed_recipes_never_share_a_ce
     assert "differ from the paper's recipe in: epochs=20." in md and "| CIFAR-10 | 100 | ours | 27.00, Δ" in md
     assert "differ from the paper's recipe in: data=npz:x.npz@sha256:00000000aaaaaaaa." in md
     assert ("4 finished runs: model resnet32, epochs 20, 200, data npz:x.npz@sha256:00000000aaaaaaaa, official, "
-            "commit abc1234, training time per run 12.5 s (median; 12.5 to 12.5 s).") in md  # runfactory: 12.5 s each
+            "commit abc1234, training time per run 12.5 s (median; 12.5 to 12.5 s) (machine not recorded for 4 runs: "
+            "times differ by 2x and more between machines of one kind).") in md  # runfactory: 12.5 s each
     assert f"`{nan_run}` finished without a finite top1_err; left out" in md
 
 
@@ -346,3 +347,24 @@ def test_footers_speak_of_the_rows_shown(tmp_path):
     write_run(tmp_path / "few" / "a", top1=30.0, shots={"many": 90.0, "medium": 60.0, "few": None})
     no_few, _ = make_table("methods", find_runs(tmp_path / "few"))
     assert "few acc is — throughout: no class of these runs has fewer than 20 training images." in no_few
+
+
+def test_training_times_say_where_they_were_measured(tmp_path):
+    from cbl.reporting.tables import _describe_runs
+
+    for name, machine in (("a", {"device": "cpu", "name": "Xeon (2 CPUs)", "threads": 1}),
+                          ("b", {"device": "cpu", "name": "Xeon (2 CPUs)", "threads": 1})):
+        write_run(tmp_path / "one" / name)
+        patch_metrics(tmp_path / "one" / name, machine=machine)
+    assert _describe_runs(find_runs(tmp_path / "one")).endswith(", measured on Xeon (2 CPUs), 1 torch thread.")
+    patch_metrics(tmp_path / "one" / "b", machine={"device": "cuda", "name": "H200", "threads": 8})
+    write_run(tmp_path / "one" / "c")
+    text = _describe_runs(find_runs(tmp_path / "one"))
+    assert "(measured on 2 machines; machine not recorded for 1 run: times differ by 2x" in text
+
+
+def patch_metrics(run_dir, **fields):
+    import json
+
+    path = run_dir / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))

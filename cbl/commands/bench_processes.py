@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 import traceback
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cbl.config import CONFIG_DIR
+from cbl.training.perf import cpu_name
 
 
 @dataclass(frozen=True)
@@ -240,16 +240,6 @@ class Child:
 
 
 # ----------------------------------------------------------------------------- machine information
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
-
-
 class CpuMeter:
     """CPU time (Linux /proc) used by the whole machine and by this process tree, to tell others' load apart."""
 

@@ -123,7 +123,22 @@ def _describe_runs(runs: list[Run]) -> str:
     models, epochs = values(lambda r: r.model), values(lambda r: r.config.get("epochs"))
     commits, data = values(lambda r: r.metrics.get("git_commit")), values(lambda r: r.data_source or "not recorded")
     return (f"{len(runs)} finished runs: model {models}, epochs {epochs}, data {data}, commit {commits}"
-            + _wall_times([r.value("wall_time_s") for r in runs]) + ".")
+            + _wall_times([r.value("wall_time_s") for r in runs]) + _machines(runs) + ".")
+
+
+def _machines(runs: list[Run]) -> str:
+    """Where the training times were measured: one machine named, several counted, or "not recorded"."""
+    if not any(r.value("wall_time_s") is not None for r in runs):
+        return ""
+    seen = {(m.get("name"), m.get("threads")) for r in runs if isinstance(m := r.metrics.get("machine"), dict)}
+    missing = sum(not isinstance(r.metrics.get("machine"), dict) for r in runs)
+    if len(seen) == 1 and not missing:
+        name, threads = next(iter(seen))
+        return f", measured on {name}, {threads} torch thread{'s' if threads != 1 else ''}"
+    parts = [f"measured on {len(seen)} machines"] if len(seen) > 1 else [f"measured on {next(iter(seen))[0]}"] if seen else []
+    if missing:
+        parts.append(f"machine not recorded for {missing} run{'s' if missing != 1 else ''}")
+    return f" ({'; '.join(parts)}: times differ by 2x and more between machines of one kind)"
 
 
 def _wall_times(seconds: list[float | None]) -> str:

@@ -7,6 +7,10 @@ Raising both thresholds keeps those blocks in the process; the
 arithmetic is untouched.  `python -m cbl.train` does this when it trains on the CPU (set
 `CBL_TUNE_MALLOC=0` to keep glibc's defaults); it does nothing off glibc.
 
+`machine(device)`: what a run's times were measured on (metrics.json's "machine", the tables' time footers): the
+CPU model or GPU name and the number of torch threads, since the same run takes twice as long on one machine of a
+kind as on another.
+
 `compile_options(value)`: the `compile` config value -> keyword arguments of `torch.compile`
 (false: no compile; true / "default"; or a mode: "reduce-overhead" = CUDA graphs, "max-autotune",
 "max-autotune-no-cudagraphs").  Shapes are static (`dynamic=False`): a run sees only a few batch shapes
@@ -19,6 +23,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
+from pathlib import Path
 from typing import Any
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -62,3 +68,24 @@ def compile_options(value: Any) -> dict[str, Any] | None:
     if value in COMPILE_MODES:
         return {"mode": value, "dynamic": False}
     raise ValueError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}; got {value!r}")
+
+
+def cpu_name() -> str:
+    """The CPU model and the number of CPUs this process may use, e.g. "Intel(R) Xeon(R) Processor (2 CPUs)"."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({cpus} CPUs)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({cpus} CPUs)"
+
+
+def machine(device) -> dict[str, Any]:
+    """{"device": "cpu" | "cuda", "name": the CPU model or GPU name, "threads": torch's CPU threads}."""
+    import torch
+
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {"device": device.type, "name": name, "threads": torch.get_num_threads()}

@@ -42,7 +42,7 @@ from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_d
 from cbl.training.engine import DivergenceError, evaluate, train_one_epoch
 from cbl.training.faults import maybe_kill
 from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
-from cbl.training.perf import compile_options, tune_host_allocator
+from cbl.training.perf import compile_options, machine, tune_host_allocator
 from cbl.training.reproducibility import rng_state, seed_everything, set_rng_state
 from cbl.training.run_files import (git_commit, is_finished, run_fields, write_config, write_failure, write_history,
                                     write_json)
@@ -314,6 +314,7 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "data_source": data.source.record() if data.source else None,
         "git_commit": git_commit(),
         "wall_time_s": wall_time,
+        "machine": machine(env.device),  # what wall_time_s was measured on
         "finished_at": time.time(),  # seconds since the epoch: of duplicate runs, tables count the newest
         "world_size": env.world_size,
         "run": fields,
