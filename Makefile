@@ -83,7 +83,8 @@ evidence-queue: $(STAMP) ## train EVIDENCE_QUEUE's configurations in order on th
 	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) scripts/run_queue.py $(EVIDENCE_QUEUE) --base "sweep=evidence_lossy $(ARGS)" \
 	    --runs outputs/table2 --to benchmarks/evidence_lossy
 
-evidence-tables: $(STAMP) ## regenerate the README's lossy-copy evidence (tables and figures) from benchmarks/evidence_lossy
+evidence-tables: $(STAMP) ## regenerate the README's status and lossy-copy evidence (tables and figures) from benchmarks/
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy benchmarks/precision_cpu --table status --readme README.md
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table 2 --readme README.md --marker evidence-table2
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table methods --readme README.md --marker evidence-shots
 	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --compare

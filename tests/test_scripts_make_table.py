@@ -368,3 +368,21 @@ def patch_metrics(run_dir, **fields):
 
     path = run_dir / "metrics.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def test_the_status_table_lists_each_setting_with_its_configurations_and_seeds(tmp_path):
+    lossy = {"data_source": "npz:x.npz@sha256:1111111111111111", "precision": "bf16"}
+    for seed in (0, 1):
+        write_run(tmp_path / f"sm{seed}", seed=seed, **lossy)
+        write_run(tmp_path / f"cb{seed}", seed=seed, loss="focal", beta=0.9999, gamma=1.0, **lossy)
+    write_run(tmp_path / "short", epochs=20, recipe={"milestones": [15, 18]})
+    text, used = make_table("status", find_runs(tmp_path))
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "CIFAR-10-LT" in line]
+    # the longest schedule first; each configuration with its number of seeds
+    assert rows[0].startswith("| precision=bf16 | CIFAR-10-LT | 100 |") and rows[0].endswith(
+        "| 200 | npz:x.npz@sha256:1111111111111111 |")
+    assert "CB focal γ 1 β 0.9999 (2)" in rows[0] and "softmax (2)" in rows[0]
+    assert rows[1].startswith("| epochs=20, milestones=[15,18] | CIFAR-10-LT | 100 | softmax (1) | 20 | official |")
+    assert "No run of the paper's recipe on the official data" in text and len(used) == 5
+    write_run(tmp_path / "paper", top1=29.9)
+    assert "No run of the paper's recipe" not in make_table("status", find_runs(tmp_path))[0]

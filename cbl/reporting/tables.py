@@ -10,6 +10,7 @@
               difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the seeds present in both.
     gain      class-balanced runs against beta = 0, with paired-bootstrap intervals (cbl.reporting.comparisons)
     selection the CB best chosen on one half of the test set and scored on the other (cbl.reporting.comparisons)
+    status    what has been reproduced so far, on what data: one line per setting (cbl.reporting.status)
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.reporting.paper`; Δ = ours − paper.  Every builder returns structured data (tested
@@ -564,15 +565,15 @@ def excluded_section(runs: list[Run], limit: int = 20) -> str:
 
 
 # ----------------------------------------------------------------------------- one call per table
-def _comparison(name: str) -> tuple[Callable, Callable]:
-    """build / render of a table of cbl.reporting.comparisons (imported when used: it imports this module)."""
+def _elsewhere(module: str, name: str) -> tuple[Callable, Callable]:
+    """build / render of a table defined in cbl.reporting.<module> (imported when used: it imports this module)."""
+    import importlib
+
     def build(*args, **kwargs):
-        from cbl.reporting import comparisons
-        return getattr(comparisons, f"build_{name}")(*args, **kwargs)
+        return getattr(importlib.import_module(f"cbl.reporting.{module}"), f"build_{name}")(*args, **kwargs)
 
     def render(*args, **kwargs):
-        from cbl.reporting import comparisons
-        return getattr(comparisons, f"render_{name}")(*args, **kwargs)
+        return getattr(importlib.import_module(f"cbl.reporting.{module}"), f"render_{name}")(*args, **kwargs)
 
     return build, render
 
@@ -582,8 +583,9 @@ BUILDERS = {
     "3": (build_table3, render_table3),
     "methods": (build_methods, render_methods),
     "precision": (build_precision, render_precision),
-    "gain": _comparison("gain"),  # class-balanced runs against beta = 0, with bootstrap intervals
-    "selection": _comparison("selection"),  # the CB best chosen on one half of the test set, scored on the other
+    "gain": _elsewhere("comparisons", "gain"),  # class-balanced runs against beta = 0, with bootstrap intervals
+    "selection": _elsewhere("comparisons", "selection"),  # the CB best chosen on half the test set, scored on the other
+    "status": _elsewhere("status", "status"),  # what has been reproduced so far, on what data
 }
 
 
@@ -605,10 +607,11 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
         bad = sum(r.status != "finished" for r in runs)
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
                 "precision": "fp32 + bf16 pairs of", "gain": "class-balanced + β = 0 pairs of",
-                "selection": "two or more class-balanced configurations (with saved predictions) of"}[kind]
+                "selection": "two or more class-balanced configurations (with saved predictions) of",
+                "status": ""}[kind]
         raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
-    parts = [render(rows, metric), _describe_runs(used)]
+    parts = [render(rows, metric)] + ([] if kind == "status" else [_describe_runs(used)])  # status: the runs are its rows
     if notes.lines:
         parts.append("\n".join(["Notes:", ""] + [f"- {line}" for line in notes.lines]))
     excluded = excluded_section(runs)
