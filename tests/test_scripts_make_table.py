@@ -386,3 +386,26 @@ def test_the_status_table_lists_each_setting_with_its_configurations_and_seeds(t
     assert "No run of the paper's recipe on the official data" in text and len(used) == 5
     write_run(tmp_path / "paper", top1=29.9)
     assert "No run of the paper's recipe" not in make_table("status", find_runs(tmp_path))[0]
+
+
+def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_path):
+    lossy = {"data_source": "npz:x.npz@sha256:1111111111111111"}
+    errors = {0: 35.0, 1: 36.0, 2: 34.0}
+    for seed, err in errors.items():
+        write_run(tmp_path / f"bf16-{seed}", seed=seed, top1=err, precision="bf16", **lossy)
+    write_run(tmp_path / "fp32-0", seed=0, top1=34.4, precision="fp32", **lossy)
+    write_run(tmp_path / "if1", imbalance_factor=1, top1=9.11, precision="bf16", **lossy)
+    write_run(tmp_path / "cb", beta=0.9999, top1=30.0, precision="bf16", **lossy)  # not softmax at beta 0: not used
+    text, used = make_table("attribution", find_runs(tmp_path))
+    (row,) = [line for line in text.splitlines() if line.startswith("| CIFAR-10 IF 100")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    offset = statistics.mean(errors.values()) - 29.64
+    copy = 9.11 - 6.61
+    assert cells[2] == "35.00 ± 1.00 (n=3) in bf16 (29.64)" and cells[3] == f"+{offset:.2f}"
+    assert cells[4] == f"+{copy:.2f} (9.11 vs 6.61)" and cells[5] == "+0.60 (n=1)" and cells[6] == "1.00"
+    assert cells[7] == f"+{offset - copy - 0.6:.2f}" and len(used) == 5
+    # without the IF 1 run the copy and the rest are unknown, never guessed
+    (tmp_path / "if1" / "metrics.json").unlink()
+    row = [line for line in make_table("attribution", find_runs(tmp_path))[0].splitlines()
+           if line.startswith("| CIFAR-10 IF 100")][0]
+    assert [c.strip() for c in row.strip("|").split("|")][4] == "—" and row.rstrip(" |").endswith("—")

@@ -11,7 +11,9 @@ grouped by (dataset, IF, model, method, loss, beta, gamma, settings beyond the p
 precision: bf16 against float32 runs of the same configuration, paired by seed (`make precision-check`); gain: each
 class-balanced configuration against softmax and its own loss at beta 0, paired by seed, with 95 % paired-bootstrap
 intervals over the test images; selection: the CB best chosen on the whole test set against the one chosen on one half
-and scored on the other (both from the runs' saved predictions, cbl/reporting/comparisons.py).
+and scored on the other (both from the runs' saved predictions, cbl/reporting/comparisons.py); status: what has been
+reproduced so far, on what data (cbl/reporting/status.py); attribution: where the softmax gap to the paper goes (the
+copy at IF 1, bf16 against float32, the seed spread; cbl/reporting/attribution.py).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, or the --table name, or --marker).  Failed and incomplete runs
 are left out and listed.  See cbl/reporting/tables.py.

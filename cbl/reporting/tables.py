@@ -11,6 +11,7 @@
     gain      class-balanced runs against beta = 0, with paired-bootstrap intervals (cbl.reporting.comparisons)
     selection the CB best chosen on one half of the test set and scored on the other (cbl.reporting.comparisons)
     status    what has been reproduced so far, on what data: one line per setting (cbl.reporting.status)
+    attribution  where the softmax gap to the paper goes: the copy (IF 1), bf16, seeds (cbl.reporting.attribution)
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.reporting.paper`; Δ = ours − paper.  Every builder returns structured data (tested
@@ -586,6 +587,7 @@ BUILDERS = {
     "gain": _elsewhere("comparisons", "gain"),  # class-balanced runs against beta = 0, with bootstrap intervals
     "selection": _elsewhere("comparisons", "selection"),  # the CB best chosen on half the test set, scored on the other
     "status": _elsewhere("status", "status"),  # what has been reproduced so far, on what data
+    "attribution": _elsewhere("attribution", "attribution"),  # where the softmax gap to the paper goes
 }
 
 
@@ -608,7 +610,7 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
                 "precision": "fp32 + bf16 pairs of", "gain": "class-balanced + β = 0 pairs of",
                 "selection": "two or more class-balanced configurations (with saved predictions) of",
-                "status": ""}[kind]
+                "status": "", "attribution": "softmax (β = 0) CIFAR runs at IF 100 of"}[kind]
         raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
     parts = [render(rows, metric)] + ([] if kind == "status" else [_describe_runs(used)])  # status: the runs are its rows

@@ -1,0 +1,110 @@
+"""Where the gap to the paper goes: the softmax (beta = 0) error of runs that differ from the paper's setting, split
+into what each difference measurably costs, from runs made to isolate it.
+
+For each dataset and data source among the runs (e.g. CIFAR-10 on the JPEG-lossy copy), with the reference
+imbalance factor IF (100, where the evidence runs are) and the paper's Table 2 softmax errors P(IF):
+
+    offset      mean over seeds of the softmax error at IF in the runs' usual precision, minus P(IF)
+    the copy    softmax error at IF 1 (balanced) minus P(1): what the data costs where class balance plays no part
+    precision   bf16 minus float32 softmax error at IF, paired by seed (the same seed, init and batches)
+    seeds       the sample std of the softmax error at IF over the seeds run (one seed's draw of the noise)
+    the rest    offset - the copy - precision: what neither run explains (the copy's cost may differ at IF 100
+                from IF 1, and the subset of images, the data order and the seeds move the number too)
+
+A component whose runs are missing is "—", and so is the rest then.  Every number is computed from metrics.json of
+the runs given, so the README's attribution paragraph quotes a generated table, never a typed number.
+
+Public API: `build_attribution`, `render_attribution`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cbl.reporting import paper
+from cbl.reporting.runs import Run, Stat, summarize
+from cbl.reporting.tables import _CIFAR, DASH, MINUS, Notes, _finished, _group, _row, fmt
+
+REFERENCE_IF = 100
+
+
+@dataclass
+class AttributionRow:
+    dataset: str
+    data: str
+    precision: str  # the precision of the offset's runs
+    imbalance_factor: int
+    ours: Stat | None
+    paper_error: float
+    offset: float | None
+    copy: tuple[float, float] | None  # (our IF 1 error, paper's IF 1 error)
+    precision_delta: Stat | None  # bf16 - fp32, paired by seed
+    seeds: Stat | None  # the spread of `ours`
+    rest: float | None
+
+
+def _softmax(runs: list[Run]) -> list[Run]:
+    return [r for r in runs if r.method == "softmax" and r.loss == "softmax" and r.beta == 0.0 and not r.settings]
+
+
+def build_attribution(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
+                      ) -> tuple[list[AttributionRow], Notes, list[Run]]:
+    notes = Notes()
+    done = _softmax(_finished(runs, metric, notes))
+    rows, used = [], []
+    # the same data and schedule: only precision and IF may differ within a group
+    groups = _group(done, lambda r: (str(r.dataset), r.data_source or "not recorded",
+                                     ", ".join(r.recipe_differences("precision", "data", "factors"))))
+    for (dataset, data, schedule), rs in groups.items():
+        name = dataset.removesuffix("_lt")
+        reference, balanced = paper.table2_row(name, REFERENCE_IF), paper.table2_row(name, 1)
+        if reference is None or schedule:  # only the paper's schedule on CIFAR can be set against Table 2
+            continue
+        at_if = [r for r in rs if r.imbalance_factor == REFERENCE_IF]
+        by_precision = _group(at_if, lambda r: (r.precision,))
+        usual = max(by_precision, key=lambda k: (len(by_precision[k]), k[0] == "bf16"), default=None)
+        if usual is None:
+            continue
+        precision = usual[0]
+        ours = summarize(r.value(metric) for r in by_precision[usual])
+        offset = ours.mean - reference.softmax
+        ones = [r for r in rs if r.imbalance_factor == 1 and r.precision == precision]
+        copy = (summarize(r.value(metric) for r in ones).mean, balanced.softmax) if ones and balanced else None
+        fp32 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("fp32",), [])}
+        bf16 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("bf16",), [])}
+        pairs = [(fp32[s], bf16[s]) for s in sorted(set(fp32) & set(bf16), key=str)]
+        delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
+        spread = ours if ours.n > 1 else None
+        cost_of_precision = delta.mean if delta is not None and precision == "bf16" else 0.0 if precision == "fp32" else None
+        rest = None if copy is None or cost_of_precision is None else offset - (copy[0] - copy[1]) - cost_of_precision
+        rows.append(AttributionRow(dataset, data, precision, REFERENCE_IF, ours, reference.softmax, offset, copy, delta,
+                                   spread, rest))
+        used += by_precision[usual] + ones + [r for pair in pairs for r in pair]
+    return rows, notes, list({id(r): r for r in used}.values())
+
+
+def _signed(x: float | None) -> str:
+    return DASH if x is None else f"{x:+.2f}".replace("-", MINUS)
+
+
+def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> str:
+    head = ["dataset", "data", "softmax error, ours (paper)", "offset", "the copy (IF 1: ours − paper)",
+            "bf16 − float32 (paired seeds)", "seed std", "the rest"]
+    lines = ["**Where the softmax gap goes.** Softmax (β = 0) top-1 error (%) at IF "
+             f"{REFERENCE_IF} against the paper's, and what runs made to isolate each difference measure: the copy's "
+             "own cost on balanced data (IF 1), bf16 against float32 for the same seed, and the spread over seeds.",
+             "", _row(head), _row(["---"] * len(head))]
+    for r in rows:
+        ours = fmt(r.ours.mean) + ("" if r.ours.n == 1 else f" ± {fmt(r.ours.std)} (n={r.ours.n})")
+        copy = DASH if r.copy is None else f"{_signed(r.copy[0] - r.copy[1])} ({fmt(r.copy[0])} vs {fmt(r.copy[1])})"
+        delta = DASH if r.precision_delta is None else _signed(r.precision_delta.mean) + (
+            "" if r.precision_delta.n == 1 else f" ± {fmt(r.precision_delta.std)}") + f" (n={r.precision_delta.n})"
+        lines.append(_row([
+            _CIFAR.get(r.dataset.removesuffix("_lt"), r.dataset) + f" IF {r.imbalance_factor}", r.data,
+            f"{ours} in {r.precision} ({fmt(r.paper_error)})", _signed(r.offset), copy, delta,
+            DASH if r.seeds is None else fmt(r.seeds.std), _signed(r.rest),
+        ]))  # fmt: skip
+    lines += ["", "the rest = offset − the copy − (bf16 − float32 when the offset's runs are bf16): what these runs do "
+              "not explain; — where a run it needs is missing. The copy's cost is measured on balanced data and may "
+              "differ under imbalance; one seed's value carries a seed std of noise."]
+    return "\n".join(lines)
