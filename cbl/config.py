@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from cbl.data import DATASET_NAMES, SAMPLERS
@@ -212,11 +212,13 @@ def by_rank(main: Any, other: Any) -> Any:
     return main if process_rank() == 0 else other
 
 
-def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
+def cifar_lr_factors(imbalance_factor: Any) -> ListConfig:
     """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.training.recipes): x0.01 / x0.0001
     for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
     balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
-    return list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"])
+    # a ListConfig, not a list: OmegaConf.resolve (Hydra's `--cfg job --resolve`) can put a config node in place of
+    # the interpolation, but refuses a plain list as the value of a leaf
+    return OmegaConf.create(list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"]))
 
 
 def register_resolvers() -> None:
