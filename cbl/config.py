@@ -97,10 +97,26 @@ PAPER_TABLE_OF = {"cifar10_lt": "table2", "cifar100_lt": "table2", "inat2017": "
                   "ilsvrc2012": "table3"}  # fmt: skip
 
 
-def _plain(root: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node (which is what is being resolved when a run dir is named)."""
-    return {str(k): OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
-            for k in root if k != "hydra"}  # fmt: skip
+def _plain(root: DictConfig, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The resolved config (its `keys`, by default all) without Hydra's own node (which is what is being resolved
+    when a run dir is named); a node that does not resolve is taken as written (`check` refuses it with its key, after
+    the folder is named)."""
+    out, written = {}, None
+    for key in root if keys is None else [k for k in keys if k in root]:
+        if key == "hydra":
+            continue
+        try:
+            node = root[key]
+            out[str(key)] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        except Exception:  # noqa: BLE001 - OmegaConf raises its own types; naming must not fail (see run_name)
+            written = OmegaConf.to_container(root, resolve=False) if written is None else written
+            out[str(key)] = written[key]
+    return out
+
+
+def _number_text(value: Any) -> str:
+    """A number as the run name spells it (100.0 -> 100); anything else as typed, for `check` to refuse by its key."""
+    return f"{float(value):g}" if _number(value) else str(value)
 
 
 def _canonical(value: Any) -> Any:
@@ -139,16 +155,19 @@ def run_name(plain_cfg: dict[str, Any]) -> str:
         <dataset>[-if<IF>]-<model>-<method>-b<beta>[-g<gamma>]-s<seed>-<hash>
 
     e.g. cifar10_lt-if100-resnet32-focal-b0.9999-g1-s0-3fa2c1d0: the readable part names what tables group by, the
-    hash (8 hex digits of sha256 over `run_identity`) tells apart everything else (schedule, options, data file)."""
+    hash (8 hex digits of sha256 over `run_identity`) tells apart everything else (schedule, options, data file).
+
+    Hydra names the folder before the run starts, so any value gets a name (loss.beta=abc: "babc"); `check` then
+    refuses it with one line, and the refused run leaves no folder (cbl.training.refusal)."""
     ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
     parts = [str(ds.get("name"))]
     if ds.get("imbalance_factor") is not None:
-        parts.append(f"if{float(ds['imbalance_factor']):g}")
+        parts.append(f"if{_number_text(ds['imbalance_factor'])}")
     parts += [str((plain_cfg.get("model") or {}).get("name")),
               method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance")),
-              f"b{float(loss.get('beta', 0.0)):g}"]  # fmt: skip
+              f"b{_number_text(loss.get('beta', 0.0))}"]  # fmt: skip
     if loss.get("name") == "focal":
-        parts.append(f"g{float(loss.get('gamma', 0.0)):g}")
+        parts.append(f"g{_number_text(loss.get('gamma', 0.0))}")
     parts.append(f"s{plain_cfg.get('seed')}")
     digest = hashlib.sha256(json.dumps(run_identity(plain_cfg), sort_keys=True).encode("utf-8")).hexdigest()[:8]
     return re.sub(r"[^A-Za-z0-9_.+=-]", "_", "-".join(parts)) + "-" + digest
@@ -202,8 +221,8 @@ def _run_name_resolver(*, _root_: DictConfig) -> str:
 
 
 def _run_group_resolver(*, _root_: DictConfig) -> str:
-    # `name` itself is not part of the identity (a runtime key), so resolving it here cannot recurse
-    return run_group({k: _root_[k] for k in ("dataset", "loss", "sampler") if k in _root_})
+    # only the keys the group depends on: `name` itself resolves through this resolver
+    return run_group(_plain(_root_, ("dataset", "loss", "sampler")))
 
 
 def by_rank(main: Any, other: Any) -> Any:
@@ -282,8 +301,24 @@ def _check_keys(cfg: DictConfig) -> None:
                 _fail(f"{group}.{key}", cfg[group][key], f"not a {group} key; {group} {name!r} has {', '.join(sorted(allowed))}")
 
 
+def _check_resolves(cfg: DictConfig) -> None:
+    """Every interpolation resolves (`${oc.env:X}` with X unset, say); loss.drw_epoch aside, whose own check says why."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as e:
+        key = str(getattr(e, "full_key", "") or "")
+        if key == "loss.drw_epoch":
+            return
+        written: Any = OmegaConf.to_container(cfg)  # the value as typed, found without resolving anything
+        for part in key.split(".") if key else ():
+            written = written.get(part) if isinstance(written, dict) else None
+        reason = str(getattr(e, "msg", e)).strip().splitlines()[0]
+        raise ConfigError(f"{key or 'the config'}={written!r} is not allowed: it does not resolve ({reason})") from None
+
+
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value that is not allowed (before any data is read)."""
+    _check_resolves(cfg)
     _check_keys(cfg)
     ds, model, loss, optim = cfg.dataset, cfg.model, cfg.loss, cfg.optim
 

@@ -39,7 +39,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cbl import config as cbl_config
-from cbl.training.engine import DivergenceError
+from cbl.training.failures import exit_status, last_sweep_status, report_job
+from cbl.training.refusal import discard_unstarted, job_logs
 from cbl.training.run import USER_ERRORS, train
 
 
@@ -47,22 +48,44 @@ from cbl.training.run import USER_ERRORS, train
 # an absolute path: the same configs whether this file runs as __main__ or is imported as cbl.train (below)
 @hydra.main(version_base="1.3", config_path=str(cbl_config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> dict[str, Any] | None:
+    """The task Hydra runs for each job: one run (cbl.training.run.train) into the folder Hydra named."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    logs = job_logs()  # before the run logs anything: which log files this job opened
     try:
         return train(cfg, run_dir)
-    except USER_ERRORS as e:
-        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise  # Hydra records the failed job and the sweep goes on with the others
+    except BaseException as e:
+        # refused before it started: take away the folder Hydra made for it (a started run's folder stays)
+        discard_unstarted(run_dir, logs, wrote_hydra_subdir=hydra_cfg.output_subdir is not None)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(e, Exception):
+            raise
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            report_job(int(hydra_cfg.job.num), run_dir.name, e)
+            raise  # the sweeper counts the failed job and goes on with the others (hydra_plugins/cbl_sweeper)
+        if not isinstance(e, USER_ERRORS):
+            raise  # a bug: Hydra prints its traceback
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(3 if isinstance(e, DivergenceError) else 2)
+        sys.exit(exit_status(e))
+
+
+# ----------------------------------------------------------------------------- command line
+def cli() -> None:
+    """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app: one
+    line for flags that cannot go together, and a sweep's exit status (cbl/training/failures.py)."""
+    from cbl.cli import train_flag_problem
+
+    problem = train_flag_problem(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    main()
+    sys.exit(last_sweep_status() or 0)
 
 
 if __name__ == "__main__":
     # `python -m cbl.train` runs this file as __main__; call the entry point of the importable cbl.train instead,
     # so that launchers which pickle the task function into other processes (hydra/launcher=joblib,
     # submitit_local, slurm) pickle a reference to cbl.train.main rather than this module's globals by value
-    from cbl.train import main as _importable_main
+    from cbl.train import cli as _importable_cli
 
-    _importable_main()
+    _importable_cli()

@@ -1,5 +1,5 @@
 """What `python -m cbl.train` shows before anything runs: the resolved configuration (`--cfg job --resolve`, every
-custom resolver of configs/ included)."""
+custom resolver of configs/ included), and one line for flags that cannot go together."""
 
 from __future__ import annotations
 
@@ -28,3 +28,8 @@ def test_every_preset_resolves_in_place_as_cfg_resolve_does(preset):
     OmegaConf.resolve(cfg)
     assert all(isinstance(f, float) for f in cfg.optim.factors)
     assert cfg.hydra.run.dir == f"/tmp/o/{cfg.name}/{cfg.hydra.sweep.subdir}"
+
+
+def test_resolve_without_cfg_is_one_line(tmp_path):
+    proc = run_cli(["--resolve"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == "error: --resolve goes with --cfg (e.g. --cfg job --resolve) or --help\n"

@@ -109,7 +109,7 @@ def test_the_scripts_are_thin_wrappers_of_the_commands(script):
 
 
 def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) -> str:
-    """cbl.train.main as the installed `cbl-train` runs it (sys.argv[0] is the executable), in this process."""
+    """cbl.train.cli as the installed `cbl-train` runs it (sys.argv[0] is the executable), in this process."""
     from hydra.core.global_hydra import GlobalHydra
 
     import cbl.train
@@ -120,7 +120,7 @@ def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) ->
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        cbl.train.main()
+        cbl.train.cli()
     except SystemExit as e:  # --help exits, as a console script should
         assert e.code in (0, None)
     finally:

@@ -115,7 +115,6 @@ def train_bank(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[dict[str, A
     for m in members:
         try:
             cbl_config.check(m.cfg)
-            m.run_dir.mkdir(parents=True, exist_ok=True)
             m.progress.fields.update(run_fields(m.cfg, num_classes=None))
             m.result = refuse_to_overwrite(m.cfg, m.run_dir)  # a finished run's metrics, or None: train it
         except (ValueError, FileNotFoundError) as e:
@@ -172,6 +171,8 @@ def _train_members(members: list[Member]) -> None:
             except (ValueError, CorruptCheckpointError) as e:  # its checkpoint was trained with another config, ...
                 m.fail(e)
                 continue
+        m.progress.started = True  # as a separate run: a member refused before this point leaves no folder
+        m.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(m.run_dir, m.cfg, data.source.record() if data.source else None)
         write_history(m.run_dir, m.progress.history)
         m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id, m.progress.history, data)
