@@ -14,7 +14,8 @@ intervals over the test images; selection: the CB best chosen on the whole test 
 and scored on the other (both from the runs' saved predictions, cbl/reporting/comparisons.py).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, or the --table name, or --marker).  Failed and incomplete runs
-are left out and listed.  See cbl/reporting/tables.py.
+are left out and listed by folder and status, never with their error text (it would land in the README); `make
+sweep-status` (cbl-sweep-summary) says why each stopped.  See cbl/reporting/tables.py.
 
 --wandb-project also logs the table to W&B as a run of job type "table" (a wandb.Table, rows as printed, and the
 --figure images), so the dashboard (`make dashboard`) shows the README's numbers; offline by default (`wandb sync
