@@ -1,6 +1,6 @@
 """Small helpers shared by the commands (cbl/commands/, the console scripts cbl-*, and their thin wrappers in
 scripts/): one-line errors with exit status 2, and the command line a user typed; and what `cbl-train` (cbl/train.py)
-adds to Hydra's command line: one line for flags that cannot go together."""
+adds to Hydra's command line: `--version`, and one line for flags that cannot go together."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ def invocation(prog: str) -> list[str]:
     """The command a user typed, for the records a command writes (a table's footnote, a benchmark report):
     `python scripts/<prog>` for a repository script (prog ending in .py), else the console script itself."""
     return ["python", f"scripts/{prog}"] if prog.endswith(".py") else [prog]
+
+
+def version() -> str:
+    """`cbl-train --version`: "cbl 0.1.0 (torch 2.x, hydra 1.3.x, python 3.11.x)"."""
+    import platform
+
+    import hydra
+    import torch
+
+    import cbl
+
+    return f"cbl {cbl.__version__} (torch {torch.__version__}, hydra {hydra.__version__}, python {platform.python_version()})"
 
 
 #: Hydra's commands: one at a time (hydra/_internal/utils.py raises a bare ValueError, a traceback, otherwise)

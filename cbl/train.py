@@ -70,11 +70,15 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 
 # ----------------------------------------------------------------------------- command line
 def cli() -> None:
-    """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app: one
-    line for flags that cannot go together, and a sweep's exit status (cbl/training/failures.py)."""
-    from cbl.cli import train_flag_problem
+    """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
+    `--version`, one line for flags that cannot go together, and a sweep's exit status (cbl/training/failures.py)."""
+    from cbl.cli import train_flag_problem, version
 
-    problem = train_flag_problem(sys.argv[1:])
+    argv = sys.argv[1:]
+    if "--version" in argv:
+        print(version())
+        return
+    problem = train_flag_problem(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

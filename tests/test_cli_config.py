@@ -1,7 +1,9 @@
 """What `python -m cbl.train` shows before anything runs: the resolved configuration (`--cfg job --resolve`, every
-custom resolver of configs/ included), and one line for flags that cannot go together."""
+custom resolver of configs/ included), --help and --version."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import yaml
@@ -28,6 +30,17 @@ def test_every_preset_resolves_in_place_as_cfg_resolve_does(preset):
     OmegaConf.resolve(cfg)
     assert all(isinstance(f, float) for f in cfg.optim.factors)
     assert cfg.hydra.run.dir == f"/tmp/o/{cfg.name}/{cfg.hydra.sweep.subdir}"
+
+
+def test_help_describes_cbl_and_version_names_cbl_torch_and_hydra(tmp_path):
+    import cbl
+
+    helped = run_cli(["--help"], cwd=tmp_path)
+    assert helped.returncode == 0 and helped.stdout.startswith("cbl-train (python -m cbl.train): train one configuration")
+    assert "Examples:" in helped.stdout and "sweep: demo, evidence_lossy" in helped.stdout
+    version = run_cli(["--version"], cwd=tmp_path)
+    assert version.returncode == 0
+    assert re.fullmatch(rf"cbl {re.escape(cbl.__version__)} \(torch \S+, hydra \S+, python \S+\)\n", version.stdout)
 
 
 def test_resolve_without_cfg_is_one_line(tmp_path):

@@ -131,7 +131,8 @@ def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) ->
 
 def test_cbl_train_help_lists_the_groups_and_completion_names_the_console_script(monkeypatch, capsys):
     helped = run_entry_point(monkeypatch, capsys, "--help")
-    assert helped.startswith("cbl-train is powered by Hydra.") and "== Configuration groups ==" in helped
+    assert helped.startswith("cbl-train (python -m cbl.train): train one configuration of the class-balanced loss")
+    assert "Examples:" in helped and "== Configuration groups ==" in helped
     groups = {line.split(":")[0] for line in helped.split("== Config ==")[0].splitlines() if ": " in line}
     assert {"dataset", "model", "loss", "sampler", "optim", "experiment", "method", "sweep"} <= groups
     script = run_entry_point(monkeypatch, capsys, "-sc", "install=bash")
