@@ -1,8 +1,8 @@
 """Config checks that run before any work starts, and the helpers that name and compare runs.
 
 `check(cfg)` raises `ConfigError` (a ValueError) with one line naming the key, the value and what is allowed:
-beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / sampler / optimizer
-names, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
+an interpolation that does not resolve, beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset /
+model / loss / sampler / optimizer names, ResNet-32 (the CIFAR network) on a Table 3 dataset, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
 only for CIFAR / digits and sampler=instance), drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
 max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, your own
 dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, or a key
@@ -184,14 +184,31 @@ def recorded_run_name(recorded: dict[str, Any]) -> str:
 
 
 def run_group(plain_cfg: dict[str, Any]) -> str:
-    """The default `name` (the folder under output_dir): the paper's table for its losses on its datasets (table2,
-    table3), "methods" for the methods beyond the paper on those datasets, "runs" for anything else."""
+    """The default `name` (the folder under output_dir): the paper's table (table2, table3) for its losses on its
+    datasets, "methods" for the methods beyond the paper on those datasets, both at the paper's recipe; "runs" for
+    anything else: another dataset, or another recipe (a shortened schedule, bf16, another data order, an .npz copy
+    of the data: what keeps a run out of the paper's cells, cbl.reporting.runs.recipe_differences), so that a quick
+    run never sits among the paper's.  A sweep that means to file such runs elsewhere sets `name` (sweep/precision)."""
     ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
     table = PAPER_TABLE_OF.get(str(ds.get("name")))
-    if table is None:
+    if table is None or other_recipe(plain_cfg):
         return "runs"
     label = method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance"))
     return table if label == loss.get("name") and label in ("softmax", "sigmoid", "focal") else "methods"
+
+
+def other_recipe(plain_cfg: dict[str, Any]) -> list[str]:
+    """How a config's recipe differs from the paper's for its dataset, as the tables would say once it ran (e.g.
+    ["epochs=2", "precision=bf16"]); [] for the paper's.  The data source is what the config says: an .npz file is
+    not the official release, a dataset root is taken to hold it (the run records what it read)."""
+    from cbl.reporting.runs import OFFICIAL_DATA, fields_from_config, recipe_differences
+
+    fields = fields_from_config(plain_cfg)
+    fields.setdefault("data_source", OFFICIAL_DATA)
+    try:
+        return recipe_differences(fields)
+    except (TypeError, ValueError):  # a value that is not a number: check refuses it, any group will do till then
+        return ["a value check refuses"]
 
 
 def sweep_runs(overrides: list[str]) -> set[str]:
@@ -222,7 +239,7 @@ def _run_name_resolver(*, _root_: DictConfig) -> str:
 
 def _run_group_resolver(*, _root_: DictConfig) -> str:
     # only the keys the group depends on: `name` itself resolves through this resolver
-    return run_group(_plain(_root_, ("dataset", "loss", "sampler")))
+    return run_group(_plain(_root_, ("dataset", "model", "loss", "sampler", "optim", "precision")))
 
 
 def by_rank(main: Any, other: Any) -> Any:
@@ -337,6 +354,9 @@ def check(cfg: DictConfig) -> None:
 
     if model.name not in MODEL_NAMES:
         _fail("model.name", model.name, f"choose one of {', '.join(MODEL_NAMES)}")
+    if model.name == "resnet32" and ds.name in recipes.TABLE3_DATASETS:  # the default model: dataset=inat2017 alone
+        _fail("model.name", model.name, f"ResNet-32 is the CIFAR network; {ds.name} trains ResNet-50/101/152: "
+                                        f"experiment=table3 dataset={ds.name} sets the model and the large-scale schedule")
     for key in model:
         if key != "name" and key not in MODEL_OPTIONS[model.name]:
             _fail(f"model.{key}", model[key], f"model {model.name!r} takes {', '.join(MODEL_OPTIONS[model.name]) or 'no options'}")

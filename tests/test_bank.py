@@ -199,8 +199,8 @@ def test_bank_launcher_runs_a_sweep_into_the_basic_launchers_folders(tmp_path):
             text = (basic_runs[name].path / ".hydra" / f).read_text()
             assert (run.path / ".hydra" / f).read_text() == text.replace(str(tmp_path / "basic"), str(tmp_path / "bank"))
         assert (run.path / ".hydra" / "hydra.yaml").is_file()
-    logs = sorted(p.name for p in (tmp_path / "bank" / "table2").glob("bank_*.log"))
-    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "table2" / "bank_0.log").read_text()
+    logs = sorted(p.name for p in (tmp_path / "bank" / "runs").glob("bank_*.log"))
+    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "runs" / "bank_0.log").read_text()
 
     failing = run_cli(["-m", *QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), "loss=focal",
                        "loss.beta=0.0,1.5", "hydra/launcher=bank", f"output_dir={tmp_path / 'fail'}"], cwd=tmp_path)  # fmt: skip

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from cbl.reporting.runs import find_runs
-from tests.train_utils import demo_overrides, read_metrics, run_cli
+from tests.train_utils import QUIET, demo_overrides, read_metrics, run_cli, tiny_cifar_overrides
 
 FAST = [*demo_overrides(epochs=2), "deterministic=true"]
 
@@ -104,3 +104,26 @@ def test_a_run_that_fails_after_it_started_records_why(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: non-finite training loss (nan) at epoch 1")
     (run,) = find_runs(tmp_path / "demo")
     assert run.status == "failed" and "non-finite training loss" in run.error
+
+
+def test_a_table3_dataset_alone_is_refused_for_the_cifar_network(tmp_path):
+    """dataset=inat2017 with the default model and schedule would train ResNet-32 on the CIFAR recipe."""
+    proc = run_cli(["dataset=inat2017", "device=cpu", "wandb.mode=disabled", f"output_dir={tmp_path / 'outputs'}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: model.name='resnet32' is not allowed: ResNet-32 is the CIFAR network; inat2017 trains "
+                           "ResNet-50/101/152: experiment=table3 dataset=inat2017 sets the model and the large-scale "
+                           "schedule\n")
+    assert nothing_written(tmp_path / "outputs")
+
+
+def test_a_short_run_of_the_papers_setting_goes_to_runs_and_says_its_warmup_is_cut(tmp_path):
+    """The README's smoke run (optim.epochs=2): not a paper run, so outputs/runs, not outputs/table2."""
+    tiny = [o for o in tiny_cifar_overrides(tmp_path / "data", epochs=2) if not o.startswith("optim.warmup_epochs=")]
+    proc = run_cli([*tiny, *QUIET, "optim.warmup_epochs=3", f"output_dir={tmp_path / 'outputs'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["runs"]
+    (run,) = find_runs(tmp_path / "outputs" / "runs")
+    assert run.status == "finished" and run.dataset == "cifar10_lt" and run.recipe_differences()
+    warned = [line for line in (proc.stdout + proc.stderr).splitlines() if "is shorter than optim.warmup_epochs" in line]
+    assert len(warned) == 1 and "optim.epochs=2 is shorter than optim.warmup_epochs=3" in warned[0]

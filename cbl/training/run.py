@@ -100,6 +100,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
         cbl_config.check(cfg)
+        warn_about_schedule(cfg)
         env = setup_distributed(cfg.device, cfg.distributed.backend, job_num=multirun_job_num())
         progress.is_main = env.is_main
         check_distributed(cfg, env)
@@ -112,6 +113,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
         # the process group (if any) stays for the next job of a multirun; it is left at exit (cbl.training.distributed)
+
+
+def warn_about_schedule(cfg: DictConfig) -> None:
+    """One log line for a schedule that is allowed but likely not meant: fewer epochs than warm-up epochs (the
+    README's smoke run: optim.epochs=2 of the CIFAR recipe's 5-epoch warm-up)."""
+    epochs, warmup = int(cfg.optim.epochs), cfg.optim.warmup_epochs
+    if epochs < warmup:
+        log.warning("optim.epochs=%d is shorter than optim.warmup_epochs=%s: the lr never leaves its linear warm-up "
+                    "and reaches only %d/%s of its peak", epochs, warmup, epochs, warmup)
 
 
 def multirun_job_num() -> int | None:
