@@ -1,5 +1,5 @@
 """Training entrypoint: `python -m cbl.train [group=option ...] [key=value ...]` (installed: `cbl-train`, with
-Hydra's --help and tab completion, docs/install.md), also under `torchrun`.
+Hydra's --help and tab completion, docs/install.md; --version), also under `torchrun`.
 
 Composes dataset x model x loss x optim from configs/ (Hydra), trains with the class-balanced loss of
 Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
@@ -7,7 +7,9 @@ Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, 
     config.yaml        the resolved config and the data source (cbl/data/provenance.py)
     metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, ece, nll, seconds
     metrics.json       at the end: last-epoch and best errors, ECE and NLL, per-class and many/medium/few-shot accuracy,
-                       samples_per_class, seed, data source, git commit, wall time (status "failed" + error on failure)
+                       samples_per_class, seed, data source, git commit, wall time (status "failed" + error when the
+                       run fails after it started; a run refused before it started leaves no folder, and its
+                       one-line reason is on stderr: cbl/training/refusal.py, cbl/training/failures.py)
     predictions_last.npz  the last epoch's test logits and labels (cbl/predictions.py; predictions_best.npz too with
                        keep_best=true; none with save_predictions=false)
     checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`

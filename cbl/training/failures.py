@@ -14,6 +14,7 @@ lines come from the task (cbl/train.py) as each job fails; the summary and the s
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -46,10 +47,11 @@ def reason(error: BaseException) -> str:
 
 
 def report_job(num: int, run_name: str, error: BaseException) -> None:
-    """The failed job's line (after its traceback, when the failure is not bad input: a crash is a bug to look at)."""
+    """The failed job's line (after its traceback, when the failure is not bad input, a crash being a bug to look
+    at, or when HYDRA_FULL_ERROR=1 asks for every traceback)."""
     if getattr(error, REPORTED, False):
         return
-    if not isinstance(error, USER_ERRORS):
+    if not isinstance(error, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
         traceback.print_exception(error, file=sys.stderr)
     print(f"error: job #{num} {run_name}: {reason(error)}", file=sys.stderr, flush=True)
     try:
