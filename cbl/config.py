@@ -208,7 +208,7 @@ def other_recipe(plain_cfg: dict[str, Any]) -> list[str]:
     try:
         return recipe_differences(fields)
     except (TypeError, ValueError):  # a value that is not a number: check refuses it, any group will do till then
-        return ["a value check refuses"]
+        return ["a value that is not a number"]
 
 
 def sweep_runs(overrides: list[str]) -> set[str]:
