@@ -1,8 +1,8 @@
 """Config checks that run before any work starts, and the helpers that name and compare runs.
 
 `check(cfg)` raises `ConfigError` (a ValueError) with one line naming the key, the value and what is allowed:
-beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset / model / loss / sampler / optimizer
-names, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
+an interpolation that does not resolve, beta outside [0, 1), gamma < 0, imbalance factor < 1, unknown dataset /
+model / loss / sampler / optimizer names, ResNet-32 (the CIFAR network) on a Table 3 dataset, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
 only for CIFAR / digits and sampler=instance), drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
 max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, your own
 dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, or a key
@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from cbl.data import DATASET_NAMES, SAMPLERS
@@ -97,10 +97,26 @@ PAPER_TABLE_OF = {"cifar10_lt": "table2", "cifar100_lt": "table2", "inat2017": "
                   "ilsvrc2012": "table3"}  # fmt: skip
 
 
-def _plain(root: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node (which is what is being resolved when a run dir is named)."""
-    return {str(k): OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
-            for k in root if k != "hydra"}  # fmt: skip
+def _plain(root: DictConfig, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The resolved config (its `keys`, by default all) without Hydra's own node (which is what is being resolved
+    when a run dir is named); a node that does not resolve is taken as written (`check` refuses it with its key, after
+    the folder is named)."""
+    out, written = {}, None
+    for key in root if keys is None else [k for k in keys if k in root]:
+        if key == "hydra":
+            continue
+        try:
+            node = root[key]
+            out[str(key)] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        except Exception:  # noqa: BLE001 - OmegaConf raises its own types; naming must not fail (see run_name)
+            written = OmegaConf.to_container(root, resolve=False) if written is None else written
+            out[str(key)] = written[key]
+    return out
+
+
+def _number_text(value: Any) -> str:
+    """A number as the run name spells it (100.0 -> 100); anything else as typed, for `check` to refuse by its key."""
+    return f"{float(value):g}" if _number(value) else str(value)
 
 
 def _canonical(value: Any) -> Any:
@@ -139,16 +155,19 @@ def run_name(plain_cfg: dict[str, Any]) -> str:
         <dataset>[-if<IF>]-<model>-<method>-b<beta>[-g<gamma>]-s<seed>-<hash>
 
     e.g. cifar10_lt-if100-resnet32-focal-b0.9999-g1-s0-3fa2c1d0: the readable part names what tables group by, the
-    hash (8 hex digits of sha256 over `run_identity`) tells apart everything else (schedule, options, data file)."""
+    hash (8 hex digits of sha256 over `run_identity`) tells apart everything else (schedule, options, data file).
+
+    Hydra names the folder before the run starts, so any value gets a name (loss.beta=abc: "babc"); `check` then
+    refuses it with one line, and the refused run leaves no folder (cbl.training.refusal)."""
     ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
     parts = [str(ds.get("name"))]
     if ds.get("imbalance_factor") is not None:
-        parts.append(f"if{float(ds['imbalance_factor']):g}")
+        parts.append(f"if{_number_text(ds['imbalance_factor'])}")
     parts += [str((plain_cfg.get("model") or {}).get("name")),
               method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance")),
-              f"b{float(loss.get('beta', 0.0)):g}"]  # fmt: skip
+              f"b{_number_text(loss.get('beta', 0.0))}"]  # fmt: skip
     if loss.get("name") == "focal":
-        parts.append(f"g{float(loss.get('gamma', 0.0)):g}")
+        parts.append(f"g{_number_text(loss.get('gamma', 0.0))}")
     parts.append(f"s{plain_cfg.get('seed')}")
     digest = hashlib.sha256(json.dumps(run_identity(plain_cfg), sort_keys=True).encode("utf-8")).hexdigest()[:8]
     return re.sub(r"[^A-Za-z0-9_.+=-]", "_", "-".join(parts)) + "-" + digest
@@ -165,14 +184,31 @@ def recorded_run_name(recorded: dict[str, Any]) -> str:
 
 
 def run_group(plain_cfg: dict[str, Any]) -> str:
-    """The default `name` (the folder under output_dir): the paper's table for its losses on its datasets (table2,
-    table3), "methods" for the methods beyond the paper on those datasets, "runs" for anything else."""
+    """The default `name` (the folder under output_dir): the paper's table (table2, table3) for its losses on its
+    datasets, "methods" for the methods beyond the paper on those datasets, both at the paper's recipe; "runs" for
+    anything else: another dataset, or another recipe (a shortened schedule, bf16, another data order, an .npz copy
+    of the data: what keeps a run out of the paper's cells, cbl.reporting.runs.recipe_differences), so that a quick
+    run never sits among the paper's.  A sweep that means to file such runs elsewhere sets `name` (sweep/precision)."""
     ds, loss = plain_cfg.get("dataset") or {}, plain_cfg.get("loss") or {}
     table = PAPER_TABLE_OF.get(str(ds.get("name")))
-    if table is None:
+    if table is None or other_recipe(plain_cfg):
         return "runs"
     label = method_label(loss, (plain_cfg.get("sampler") or {}).get("name", "instance"))
     return table if label == loss.get("name") and label in ("softmax", "sigmoid", "focal") else "methods"
+
+
+def other_recipe(plain_cfg: dict[str, Any]) -> list[str]:
+    """How a config's recipe differs from the paper's for its dataset, as the tables would say once it ran (e.g.
+    ["epochs=2", "precision=bf16"]); [] for the paper's.  The data source is what the config says: an .npz file is
+    not the official release, a dataset root is taken to hold it (the run records what it read)."""
+    from cbl.reporting.runs import OFFICIAL_DATA, fields_from_config, recipe_differences
+
+    fields = fields_from_config(plain_cfg)
+    fields.setdefault("data_source", OFFICIAL_DATA)
+    try:
+        return recipe_differences(fields)
+    except (TypeError, ValueError):  # a value that is not a number: check refuses it, any group will do till then
+        return ["a value that is not a number"]
 
 
 def sweep_runs(overrides: list[str]) -> set[str]:
@@ -202,8 +238,8 @@ def _run_name_resolver(*, _root_: DictConfig) -> str:
 
 
 def _run_group_resolver(*, _root_: DictConfig) -> str:
-    # `name` itself is not part of the identity (a runtime key), so resolving it here cannot recurse
-    return run_group({k: _root_[k] for k in ("dataset", "loss", "sampler") if k in _root_})
+    # only the keys the group depends on: `name` itself resolves through this resolver
+    return run_group(_plain(_root_, ("dataset", "model", "loss", "sampler", "optim", "precision")))
 
 
 def by_rank(main: Any, other: Any) -> Any:
@@ -212,11 +248,13 @@ def by_rank(main: Any, other: Any) -> Any:
     return main if process_rank() == 0 else other
 
 
-def cifar_lr_factors(imbalance_factor: Any) -> list[float]:
+def cifar_lr_factors(imbalance_factor: Any) -> ListConfig:
     """The CIFAR lr multipliers from the milestones on, as the authors' scripts set them (cbl.training.recipes): x0.01 / x0.0001
     for the long-tailed sets, x0.1 / x0.01 for the balanced one (IF 1, cifar_trainval.sh)."""
     balanced = _number(imbalance_factor) and float(imbalance_factor) == 1.0
-    return list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"])
+    # a ListConfig, not a list: OmegaConf.resolve (Hydra's `--cfg job --resolve`) can put a config node in place of
+    # the interpolation, but refuses a plain list as the value of a leaf
+    return OmegaConf.create(list(recipes.TABLE2_BALANCED_FACTORS if balanced else recipes.TABLE2_RECIPE["factors"]))
 
 
 def register_resolvers() -> None:
@@ -280,8 +318,24 @@ def _check_keys(cfg: DictConfig) -> None:
                 _fail(f"{group}.{key}", cfg[group][key], f"not a {group} key; {group} {name!r} has {', '.join(sorted(allowed))}")
 
 
+def _check_resolves(cfg: DictConfig) -> None:
+    """Every interpolation resolves (`${oc.env:X}` with X unset, say); loss.drw_epoch aside, whose own check says why."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as e:
+        key = str(getattr(e, "full_key", "") or "")
+        if key == "loss.drw_epoch":
+            return
+        written: Any = OmegaConf.to_container(cfg)  # the value as typed, found without resolving anything
+        for part in key.split(".") if key else ():
+            written = written.get(part) if isinstance(written, dict) else None
+        reason = str(getattr(e, "msg", e)).strip().splitlines()[0]
+        raise ConfigError(f"{key or 'the config'}={written!r} is not allowed: it does not resolve ({reason})") from None
+
+
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value that is not allowed (before any data is read)."""
+    _check_resolves(cfg)
     _check_keys(cfg)
     ds, model, loss, optim = cfg.dataset, cfg.model, cfg.loss, cfg.optim
 
@@ -300,6 +354,9 @@ def check(cfg: DictConfig) -> None:
 
     if model.name not in MODEL_NAMES:
         _fail("model.name", model.name, f"choose one of {', '.join(MODEL_NAMES)}")
+    if model.name == "resnet32" and ds.name in recipes.TABLE3_DATASETS:  # the default model: dataset=inat2017 alone
+        _fail("model.name", model.name, f"ResNet-32 is the CIFAR network; {ds.name} trains ResNet-50/101/152: "
+                                        f"experiment=table3 dataset={ds.name} sets the model and the large-scale schedule")
     for key in model:
         if key != "name" and key not in MODEL_OPTIONS[model.name]:
             _fail(f"model.{key}", model[key], f"model {model.name!r} takes {', '.join(MODEL_OPTIONS[model.name]) or 'no options'}")

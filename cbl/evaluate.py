@@ -371,13 +371,16 @@ def _console_logging():
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("path", help="a run folder (with config.yaml and checkpoints/) or a checkpoint file (.pt)")
+    # optional to argparse, required here: argparse would name `key=value` as missing too (its `*` list follows)
+    p.add_argument("path", nargs="?", help="a run folder (with config.yaml and checkpoints/) or a checkpoint file (.pt)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="change the run's config, e.g. dataset.root=/data device=cpu eval_batch_size=500")
     p.add_argument("--checkpoint", metavar="newest|best|FILE",
                    help="newest valid (default), best (the best-top-1 epoch, kept by keep_best=true) or a file")
     p.add_argument("--out", help="output folder (default <run>/eval/<checkpoint name>)")
     args = p.parse_intermixed_args(argv)
+    if args.path is None:
+        p.error("a run folder or a checkpoint file (.pt) is required, e.g. cbl-evaluate outputs/table2/<run name>")
     with _console_logging():
         try:
             target = find_target(args.path, args.checkpoint)

@@ -1,5 +1,5 @@
 """Training entrypoint: `python -m cbl.train [group=option ...] [key=value ...]` (installed: `cbl-train`, with
-Hydra's --help and tab completion, docs/install.md), also under `torchrun`.
+Hydra's --help and tab completion, docs/install.md; --version), also under `torchrun`.
 
 Composes dataset x model x loss x optim from configs/ (Hydra), trains with the class-balanced loss of
 Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, and writes its run directory:
@@ -7,7 +7,9 @@ Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, 
     config.yaml        the resolved config and the data source (cbl/data/provenance.py)
     metrics.jsonl      one line per epoch: epoch, lr, train_loss, top1_err, top5_err, ece, nll, seconds
     metrics.json       at the end: last-epoch and best errors, ECE and NLL, per-class and many/medium/few-shot accuracy,
-                       samples_per_class, seed, data source, git commit, wall time (status "failed" + error on failure)
+                       samples_per_class, seed, data source, git commit, wall time (status "failed" + error when the
+                       run fails after it started; a run refused before it started leaves no folder, and its
+                       one-line reason is on stderr: cbl/training/refusal.py, cbl/training/failures.py)
     predictions_last.npz  the last epoch's test logits and labels (cbl/predictions.py; predictions_best.npz too with
                        keep_best=true; none with save_predictions=false)
     checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`
@@ -39,7 +41,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cbl import config as cbl_config
-from cbl.training.engine import DivergenceError
+from cbl.training.failures import exit_status, last_sweep_status, report_job
+from cbl.training.refusal import discard_unstarted, job_logs
 from cbl.training.run import USER_ERRORS, train
 
 
@@ -47,22 +50,48 @@ from cbl.training.run import USER_ERRORS, train
 # an absolute path: the same configs whether this file runs as __main__ or is imported as cbl.train (below)
 @hydra.main(version_base="1.3", config_path=str(cbl_config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> dict[str, Any] | None:
+    """The task Hydra runs for each job: one run (cbl.training.run.train) into the folder Hydra named."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    logs = job_logs()  # before the run logs anything: which log files this job opened
     try:
         return train(cfg, run_dir)
-    except USER_ERRORS as e:
-        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise  # Hydra records the failed job and the sweep goes on with the others
+    except BaseException as e:
+        # refused before it started: take away the folder Hydra made for it (a started run's folder stays)
+        discard_unstarted(run_dir, logs, wrote_hydra_subdir=hydra_cfg.output_subdir is not None)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(e, Exception):
+            raise
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            report_job(int(hydra_cfg.job.num), run_dir.name, e)
+            raise  # the sweeper counts the failed job and goes on with the others (hydra_plugins/cbl_sweeper)
+        if not isinstance(e, USER_ERRORS):
+            raise  # a bug: Hydra prints its traceback
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(3 if isinstance(e, DivergenceError) else 2)
+        sys.exit(exit_status(e))
+
+
+# ----------------------------------------------------------------------------- command line
+def cli() -> None:
+    """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
+    `--version`, one line for flags that cannot go together, and a sweep's exit status (cbl/training/failures.py)."""
+    from cbl.cli import train_flag_problem, version
+
+    argv = sys.argv[1:]
+    if "--version" in argv:
+        print(version())
+        return
+    problem = train_flag_problem(argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    main()
+    sys.exit(last_sweep_status() or 0)
 
 
 if __name__ == "__main__":
     # `python -m cbl.train` runs this file as __main__; call the entry point of the importable cbl.train instead,
     # so that launchers which pickle the task function into other processes (hydra/launcher=joblib,
     # submitit_local, slurm) pickle a reference to cbl.train.main rather than this module's globals by value
-    from cbl.train import main as _importable_main
+    from cbl.train import cli as _importable_cli
 
-    _importable_main()
+    _importable_cli()

@@ -12,7 +12,7 @@ import torch
 
 from cbl.reporting.runs import find_runs
 from cbl.training.bank import BankError, train_bank, train_bank_epoch
-from cbl.training.checkpoint import checkpoint_path, load_checkpoint
+from cbl.training.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint
 from cbl.training.run import train
 from tests.train_utils import QUIET, compose_cfg, read_history, read_metrics, run_cli, tiny_cifar_overrides
 
@@ -173,13 +173,14 @@ def test_configs_that_cannot_share_a_bank_are_refused(tmp_path):
     demo = compose_cfg(*QUIET, "experiment=demo")
     with pytest.raises(BankError, match="model small_cnn cannot be trained in a bank; allowed: resnet32"):
         train_bank([demo], [tmp_path / "c"])
-    for folder in ("a", "b", "c"):  # the failure is recorded in each run folder, as for a separate run
-        assert read_metrics(tmp_path / folder)["status"] == "failed"
+    for folder in ("a", "b", "c"):  # refused before any member started: nothing written, as for a separate run
+        assert not (tmp_path / folder).exists()
 
 
 def test_bank_launcher_runs_a_sweep_into_the_basic_launchers_folders(tmp_path):
     """4 jobs, banks of at most 3: one bank of 3 and one job alone; the same folders, files and results as the
-    basic launcher's sweep; a member with a bad value fails alone and the sweep's exit status says so."""
+    basic launcher's sweep; a member with a bad value fails alone, with the line a separate job prints and no folder,
+    and the sweep's exit status says so."""
     sweep = ["-m", *QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), "loss=softmax,focal",
              "loss.beta=0.0,0.999"]  # fmt: skip
     basic = run_cli([*sweep, f"output_dir={tmp_path / 'basic'}"], cwd=tmp_path)
@@ -198,15 +199,17 @@ def test_bank_launcher_runs_a_sweep_into_the_basic_launchers_folders(tmp_path):
             text = (basic_runs[name].path / ".hydra" / f).read_text()
             assert (run.path / ".hydra" / f).read_text() == text.replace(str(tmp_path / "basic"), str(tmp_path / "bank"))
         assert (run.path / ".hydra" / "hydra.yaml").is_file()
-    logs = sorted(p.name for p in (tmp_path / "bank" / "table2").glob("bank_*.log"))
-    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "table2" / "bank_0.log").read_text()
+    logs = sorted(p.name for p in (tmp_path / "bank" / "runs").glob("bank_*.log"))
+    assert logs == ["bank_0.log"] and "bank of 3 from epoch 1" in (tmp_path / "bank" / "runs" / "bank_0.log").read_text()
 
     failing = run_cli(["-m", *QUIET, *tiny_cifar_overrides(tmp_path / "data", epochs=1), "loss=focal",
                        "loss.beta=0.0,1.5", "hydra/launcher=bank", f"output_dir={tmp_path / 'fail'}"], cwd=tmp_path)  # fmt: skip
-    assert failing.returncode != 0
-    status = {r.path.name.split("-b")[1].split("-")[0]: r for r in find_runs(tmp_path / "fail")}
-    assert status["0"].status == "finished"
-    assert status["1.5"].status == "failed" and "loss.beta=1.5 is not allowed" in status["1.5"].error
+    assert failing.returncode == 2  # bad input, as the separate run's exit status
+    (run,) = find_runs(tmp_path / "fail")
+    assert run.status == "finished" and "-b0-" in run.path.name
+    (line,) = [x for x in failing.stderr.splitlines() if x.startswith("error: job #1 ")]
+    assert "-focal-b1.5-" in line and line.endswith(": loss.beta=1.5 is not allowed: beta must be a number in [0, 1)")
+    assert failing.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 jobs failed: #1")
 
 
 def test_each_member_logs_to_its_own_wandb_run_and_a_bad_checkpoint_fails_its_member_alone(solo_and_bank, tmp_path):
@@ -225,7 +228,8 @@ def test_each_member_logs_to_its_own_wandb_run_and_a_bad_checkpoint_fails_its_me
     assert [r["status"] for r in results[:2]] == ["finished", "finished"]
     assert isinstance(results[2], ValueError)
     assert "its checkpoint was trained with loss.beta=0.999, this run asks for 0.9" in str(results[2])
-    assert read_metrics(tmp_path / "wrong")["status"] == "failed"
+    # refused before it started: no failure record over the stopped run, whose checkpoints stay
+    assert not (tmp_path / "wrong" / "metrics.json").exists() and list_checkpoints(tmp_path / "wrong")
     ids = set()
     for name in ("softmax", "cb_sigmoid"):
         (run,) = (tmp_path / name / "wandb").glob("offline-run-*")

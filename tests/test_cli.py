@@ -1,15 +1,12 @@
-"""`python -m cbl.train` as a user runs it: one-line errors with a non-zero exit code, readable run folders,
-multirun sweeps in which a failed job does not stop the others."""
+"""`python -m cbl.train` as a user runs it: one-line errors with a non-zero exit code, readable run folders, no
+folder left by a run refused before it started (sweeps: tests/test_cli_sweeps.py)."""
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from cbl.reporting.runs import find_runs
-from tests.train_utils import ROOT, demo_overrides, read_metrics, run_cli
+from tests.train_utils import QUIET, demo_overrides, read_metrics, run_cli, tiny_cifar_overrides
 
 FAST = [*demo_overrides(epochs=2), "deterministic=true"]
 
@@ -35,22 +32,39 @@ def test_one_configuration_one_folder_however_it_is_launched(tmp_path):
     assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime  # not trained a second time
 
 
+def nothing_written(output_dir) -> bool:
+    """No file anywhere under the results tree (Hydra's run folder for a refused run is taken away again)."""
+    return not [p for p in output_dir.rglob("*") if not p.is_dir()] and not list(output_dir.glob("*/*"))
+
+
 @pytest.mark.parametrize(
-    "override,expected",
+    "overrides,expected",
     [
-        ("loss.beta=1.0", "loss.beta=1.0 is not allowed: beta must be a number in [0, 1)"),
-        ("loss.gamma=-1", "loss.gamma=-1 is not allowed: gamma must be a finite number >= 0"),
-        ("dataset.imbalance_factor=0.5", "dataset.imbalance_factor=0.5 is not allowed: must be a number >= 1"),
-        ("optim.epochs=0", "optim.epochs=0 is not allowed: must be an integer > 0"),
-        ("+loss.bta=0.9", "loss.bta=0.9 is not allowed: not a loss key"),
+        (["loss.beta=1.0"], "loss.beta=1.0 is not allowed: beta must be a number in [0, 1)"),
+        (["loss.gamma=-1"], "loss.gamma=-1 is not allowed: gamma must be a finite number >= 0"),
+        (["dataset.imbalance_factor=0.5"], "dataset.imbalance_factor=0.5 is not allowed: must be a number >= 1"),
+        (["optim.epochs=0"], "optim.epochs=0 is not allowed: must be an integer > 0"),
+        (["+loss.bta=0.9"], "loss.bta=0.9 is not allowed: not a loss key"),
+        # not numbers at all: the run folder is named before the values are checked, and the name takes any value
+        (["loss.beta=abc"], "loss.beta='abc' is not allowed: beta must be a number in [0, 1)"),
+        (["dataset.imbalance_factor=abc"], "dataset.imbalance_factor='abc' is not allowed: must be a number >= 1"),
+        (["loss=focal", "loss.gamma=abc"], "loss.gamma='abc' is not allowed: gamma must be a finite number >= 0"),
+        (["loss.beta=[0.9]"], "loss.beta=[0.9] is not allowed: beta must be a number in [0, 1)"),
+        (["seed=abc"], "seed='abc' is not allowed: must be an integer >= 0"),
+        (["dataset.imbalance_factor=${oc.env:CBL_NOT_SET}"],
+         "dataset.imbalance_factor='${oc.env:CBL_NOT_SET}' is not allowed: it does not resolve"),
+        (["method=drw", "optim.milestones=[]", "optim.factors=[]"],
+         "loss.drw_epoch=${optim.milestones.0} is not allowed: it follows the first lr milestone"),
     ],
 )
-def test_bad_value_is_one_line_and_exit_code_2(tmp_path, override, expected):
-    proc = run_cli([*FAST, override, f"output_dir={tmp_path}"], cwd=tmp_path)
+def test_bad_value_is_one_line_and_exit_code_2_and_leaves_no_run_folder(tmp_path, overrides, expected):
+    out = tmp_path / "outputs"
+    proc = run_cli([*FAST, *overrides, f"output_dir={out}"], cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: {expected}")
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert nothing_written(out), sorted(out.rglob("*"))
 
 
 def test_typo_in_a_key_and_unknown_group_option_are_rejected_by_hydra(tmp_path):
@@ -61,29 +75,55 @@ def test_typo_in_a_key_and_unknown_group_option_are_rejected_by_hydra(tmp_path):
     assert all(f"\t{name}\n" in unknown.stderr for name in ("focal", "sigmoid", "softmax"))  # Hydra lists them
 
 
-def test_missing_data_names_the_path(tmp_path):
+def test_missing_data_names_the_path_and_leaves_no_run_folder(tmp_path):
     proc = run_cli(["dataset=cifar100_lt", f"dataset.root={tmp_path / 'nowhere'}", "dataset.download=false",
-                    "device=cpu", "wandb.mode=disabled", f"output_dir={tmp_path}"], cwd=tmp_path)
+                    "device=cpu", "wandb.mode=disabled", f"output_dir={tmp_path / 'outputs'}"], cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(tmp_path / "nowhere" / "cifar-100-python") in line
+    assert nothing_written(tmp_path / "outputs")
 
 
-def test_multirun_with_a_failing_job_finishes_the_others_and_lists_the_failure(tmp_path):
-    proc = run_cli(["-m", *FAST, "loss.beta=0.0,1.0,0.9", f"output_dir={tmp_path}"], cwd=tmp_path)
-    assert proc.returncode == 1  # Hydra reports the failed job after running every job
-    runs = {r.path.name: r for r in find_runs(tmp_path / "demo")}
-    assert len(runs) == 3
-    ok = [r for r in runs.values() if r.status == "finished"]
-    (bad,) = [r for r in runs.values() if r.status == "failed"]
-    assert len(ok) == 2 and {r.beta for r in ok} == {0.0, 0.9}
-    assert "-b1-s0-" in bad.path.name and "beta must be a number in [0, 1)" in bad.error
-    assert (tmp_path / "demo" / "multirun.yaml").is_file()
-    summary = json.loads((bad.path / "metrics.json").read_text())
-    assert summary["status"] == "failed" and summary["epochs_completed"] == 0
-    # the sweep's summary names the failed run and why, and exits 1
-    listing = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_summary.py"), str(tmp_path / "demo")],
-                             capture_output=True, text=True)
-    assert listing.returncode == 1
-    assert "2 finished" in listing.stdout and "1 failed" in listing.stdout
-    assert "loss.beta=1.0" in listing.stdout and "beta must be a number in [0, 1)" in listing.stdout
+def test_a_refused_run_leaves_a_previous_runs_folder_as_it_was(tmp_path):
+    """A stopped run's folder (checkpoints, no metrics.json) refused without resume=true: kept, no failure recorded."""
+    first = run_cli([*FAST, f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "demo").iterdir()
+    (run_dir / "metrics.json").unlink()  # as if killed after its last checkpoint
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    again = run_cli([*FAST, f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a run stopped after epoch 2; pass resume=true" in again.stderr
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    assert find_runs(tmp_path / "demo")[0].status == "incomplete"
+
+
+def test_a_run_that_fails_after_it_started_records_why(tmp_path):
+    """Divergence mid-epoch: exit 3, and the run folder's metrics.json says failed and why."""
+    proc = run_cli([*FAST, "optim.lr=1e30", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: non-finite training loss (nan) at epoch 1")
+    (run,) = find_runs(tmp_path / "demo")
+    assert run.status == "failed" and "non-finite training loss" in run.error
+
+
+def test_a_table3_dataset_alone_is_refused_for_the_cifar_network(tmp_path):
+    """dataset=inat2017 with the default model and schedule would train ResNet-32 on the CIFAR recipe."""
+    proc = run_cli(["dataset=inat2017", "device=cpu", "wandb.mode=disabled", f"output_dir={tmp_path / 'outputs'}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: model.name='resnet32' is not allowed: ResNet-32 is the CIFAR network; inat2017 trains "
+                           "ResNet-50/101/152: experiment=table3 dataset=inat2017 sets the model and the large-scale "
+                           "schedule\n")
+    assert nothing_written(tmp_path / "outputs")
+
+
+def test_a_short_run_of_the_papers_setting_goes_to_runs_and_says_its_warmup_is_cut(tmp_path):
+    """The README's smoke run (optim.epochs=2): not a paper run, so outputs/runs, not outputs/table2."""
+    tiny = [o for o in tiny_cifar_overrides(tmp_path / "data", epochs=2) if not o.startswith("optim.warmup_epochs=")]
+    proc = run_cli([*tiny, *QUIET, "optim.warmup_epochs=3", f"output_dir={tmp_path / 'outputs'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["runs"]
+    (run,) = find_runs(tmp_path / "outputs" / "runs")
+    assert run.status == "finished" and run.dataset == "cifar10_lt" and run.recipe_differences()
+    warned = [line for line in (proc.stdout + proc.stderr).splitlines() if "is shorter than optim.warmup_epochs" in line]
+    assert len(warned) == 1 and "optim.epochs=2 is shorter than optim.warmup_epochs=3" in warned[0]

@@ -225,3 +225,11 @@ def test_a_run_recorded_before_predictions_is_completed_from_its_final_checkpoin
     assert evaluate_main([str(old), "--checkpoint", str(old / "checkpoints" / "epoch_0002.pt")]) == 0
     assert (old / "metrics.json").read_bytes() == before  # an earlier epoch never completes the run
     capsys.readouterr()
+
+
+def test_no_arguments_asks_for_a_run_folder_or_checkpoint(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cbl.evaluate"], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == ("cbl-evaluate: error: a run folder or a checkpoint file (.pt) is required, e.g. cbl-evaluate "
+                           "outputs/table2/<run name>\n")

@@ -42,6 +42,19 @@ def test_joblib_launcher_runs_the_jobs_in_parallel_processes(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_failed_job_in_another_process_is_one_line_and_the_sweep_goes_on(tmp_path):
+    """The job's error comes back from the joblib worker (pickled with the task's result): one line, a summary, exit 2."""
+    proc = run_cli(["-m", *demo_overrides(epochs=1), "device=cpu", "loss.beta=0.0,1.0", "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2", f"output_dir={tmp_path}"], cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 2 and lines[0].startswith("error: job #1 ") and "loss.beta=1.0 is not allowed" in lines[0]
+    assert lines[1].startswith("error: 1 of 2 jobs failed: #1")
+    (run,) = find_runs(tmp_path / "demo")
+    assert run.status == "finished"
+
+
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_jobs_and_two_task_jobs_train_with_ddp(tmp_path):
     """Two jobs of two tasks each: submitit starts the tasks, cbl.training.distributed maps them to RANK / WORLD_SIZE."""
     proc = run_cli(["-m", *SWEEP, "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",

@@ -110,7 +110,7 @@ def test_the_scripts_are_thin_wrappers_of_the_commands(script):
 
 
 def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) -> str:
-    """cbl.train.main as the installed `cbl-train` runs it (sys.argv[0] is the executable), in this process."""
+    """cbl.train.cli as the installed `cbl-train` runs it (sys.argv[0] is the executable), in this process."""
     from hydra.core.global_hydra import GlobalHydra
 
     import cbl.train
@@ -121,7 +121,7 @@ def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) ->
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        cbl.train.main()
+        cbl.train.cli()
     except SystemExit as e:  # --help exits, as a console script should
         assert e.code in (0, None)
     finally:
@@ -132,7 +132,8 @@ def run_entry_point(monkeypatch, capsys, *argv: str, env: dict | None = None) ->
 
 def test_cbl_train_help_lists_the_groups_and_completion_names_the_console_script(monkeypatch, capsys):
     helped = run_entry_point(monkeypatch, capsys, "--help")
-    assert helped.startswith("cbl-train is powered by Hydra.") and "== Configuration groups ==" in helped
+    assert helped.startswith("cbl-train (python -m cbl.train): train one configuration of the class-balanced loss")
+    assert "Examples:" in helped and "== Configuration groups ==" in helped
     groups = {line.split(":")[0] for line in helped.split("== Config ==")[0].splitlines() if ": " in line}
     assert {"dataset", "model", "loss", "sampler", "optim", "experiment", "method", "sweep"} <= groups
     script = run_entry_point(monkeypatch, capsys, "-sc", "install=bash")

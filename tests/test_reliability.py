@@ -126,12 +126,10 @@ def test_bad_config_values_are_refused_before_any_work(tmp_path, overrides, mess
     with pytest.raises(cbl_config.ConfigError) as err:
         cbl_config.check(cfg)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
-    # through the entrypoint: recorded as a failed run, no data read, no checkpoint
+    # through the entrypoint: refused before it started, so nothing is written (no folder, no failure record)
     with pytest.raises(cbl_config.ConfigError):
         train(cfg, tmp_path / "run")
-    record = read_metrics(tmp_path / "run")
-    assert record["status"] == "failed" and message in record["error"]
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_failed_retry_never_overwrites_a_finished_run(tmp_path):

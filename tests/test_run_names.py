@@ -53,11 +53,32 @@ def test_the_folder_is_the_table_the_run_belongs_to():
         return run_group(OmegaConf.to_container(compose_cfg(*overrides), resolve=True))
 
     assert group() == group("loss=focal", "loss.beta=0.999") == group("dataset=cifar100_lt") == "table2"
+    assert group("dataset.imbalance_factor=1") == group("device=cpu", "compile=true", "eval_every=2") == "table2"
     assert group("experiment=table3") == group("experiment=table3", "dataset=ilsvrc2012") == "table3"
     assert group("method=ldam") == group("sampler=sqrt") == group("loss.weighting=inverse") == "methods"
     assert group("dataset=digits_lt") == "runs"
     assert compose_cfg().name == "table2" and compose_cfg("experiment=demo").name == "demo"
     assert compose_cfg("experiment=table3").name == "table3" and compose_cfg("name=mine").name == "mine"
+
+
+@pytest.mark.parametrize("change", [
+    ["optim.epochs=2"], ["dataset.npz=/data/cifar10.npz"], ["precision=bf16"], ["dataset.order=authors_stream"],
+    ["optim.lr=0.2"], ["optim.batch_size=256"], ["optim=large_scale"], ["model=resnet50"], ["method=ldam", "optim.epochs=20"],
+    ["experiment=table3", "optim=cifar"],
+])  # fmt: skip
+def test_a_run_of_another_recipe_than_the_papers_goes_to_runs(change):
+    """Not among the paper's runs (which tables 2 and 3 fill their cells from), even for the paper's losses."""
+    cfg = compose_cfg(*change)
+    assert cfg.name == "runs" and compose_cfg(*change, "name=table2").name == "table2"
+
+
+def test_the_sweeps_of_another_recipe_name_their_folder():
+    """The bf16 pairs of the precision check and the lossy-copy evidence stay in outputs/table2, where their make
+    targets read them; every other sweep's jobs go where their recipe puts them."""
+    assert {compose_cfg("sweep=precision", f"precision={p}").name for p in ("fp32", "bf16")} == {"table2"}
+    assert compose_cfg("sweep=evidence_lossy").name == compose_cfg("sweep=evidence_lossy", "precision=fp32").name == "table2"
+    assert compose_cfg("sweep=table2_focal").name == compose_cfg("sweep=methods").name == "table2"
+    assert compose_cfg("sweep=table3_softmax").name == "table3"
 
 
 def test_hydra_resolves_the_run_folder_to_output_dir_group_name():

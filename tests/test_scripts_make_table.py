@@ -96,9 +96,10 @@ def test_table2_markdown_shows_ours_paper_delta_and_excluded_runs(sweep):
     assert "sigmoid, β=0.99, γ=-" in md  # our CB best configuration
     assert "| CIFAR-10 | 1 | ours | 6.00, Δ −0.61 |" in md  # one seed: a plain value; 6.00 - 6.61
     assert "| CIFAR-100 | 50 | ours | 56.00, Δ −0.15 | — |" in md
-    assert "failed: non-finite loss at epoch 3 step 17" in md
-    assert "preempted`: incomplete: no metrics.json, last epoch 143" in md
-    assert "1 failed, 1 incomplete" in md
+    # the runs left out are named, never with their error text: the table goes into the README
+    assert "failed`: failed (last epoch" in md and "non-finite loss" not in md
+    assert "preempted`: incomplete (last epoch 143)" in md
+    assert "1 failed, 1 incomplete run(s); `make sweep-status`" in md
 
 
 def test_cli_writes_out_file_and_readme_section_only(sweep, tmp_path, capsys):

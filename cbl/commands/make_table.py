@@ -16,7 +16,8 @@ reproduced so far, on what data (cbl/reporting/status.py); attribution: where th
 copy at IF 1, bf16 against float32, the seed spread; cbl/reporting/attribution.py).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, or the --table name, or --marker).  Failed and incomplete runs
-are left out and listed.  See cbl/reporting/tables.py.
+are left out and listed by folder and status, never with their error text (it would land in the README); `make
+sweep-status` (cbl-sweep-summary) says why each stopped.  See cbl/reporting/tables.py.
 
 --wandb-project also logs the table to W&B as a run of job type "table" (a wandb.Table, rows as printed, and the
 --figure images), so the dashboard (`make dashboard`) shows the README's numbers; offline by default (`wandb sync

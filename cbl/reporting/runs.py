@@ -202,29 +202,7 @@ class Run:
         """How this run's recipe differs from the one behind its paper table (cbl.reporting.paper.recipe), precision, data
         order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
         a run that may fill a paper cell.  Keys in `without` are not compared."""
-        out = []
-        reference = {**(paper.recipe(self.dataset, self.imbalance_factor) or {}), **REFERENCE_RUNTIME}
-        missing = []
-        for key, want in reference.items():
-            if key in without:
-                continue
-            have = self._recorded(key)
-            if have is None and key not in REFERENCE_RUNTIME:
-                missing.append(key)
-            elif not _same(want if have is None else have, want):
-                out.append(f"{key}={_fmt_value(have)}")
-        if missing:
-            out.append(f"recipe not recorded ({', '.join(missing)})")
-        if "data" not in without and self.data_source != OFFICIAL_DATA:
-            out.append(f"data={self.data_source or 'source not recorded'}")
-        return out
-
-    def _recorded(self, key: str) -> Any:
-        cfg = self.config
-        if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.training.optim.scaled_lr)
-            lr, batch, ref = cfg.get("lr"), cfg.get("batch_size"), cfg.get("reference_batch")
-            return None if None in (lr, batch, ref) else lr * batch / ref
-        return cfg.get(key)
+        return recipe_differences(self.config, *without)
 
     def deviations(self, *without: str) -> str:
         """`settings` and `recipe_differences`, one string: what keeps the run out of the paper's own cells."""
@@ -318,11 +296,40 @@ class Run:
         return " ".join(parts)
 
 
+def recipe_differences(fields: dict[str, Any], *without: str) -> list[str]:
+    """`Run.recipe_differences` of recorded run fields (`Run.config`; `fields_from_config` of a config): what keeps
+    them out of the paper's cells, [] for none.  Keys in `without` are not compared."""
+    out = []
+    reference = {**(paper.recipe(fields.get("dataset"), fields.get("imbalance_factor")) or {}), **REFERENCE_RUNTIME}
+    missing = []
+    for key, want in reference.items():
+        if key in without:
+            continue
+        have = _recorded(fields, key)
+        if have is None and key not in REFERENCE_RUNTIME:
+            missing.append(key)
+        elif not _same(want if have is None else have, want):
+            out.append(f"{key}={_fmt_value(have)}")
+    if missing:
+        out.append(f"recipe not recorded ({', '.join(missing)})")
+    source = fields.get("data_source")
+    if "data" not in without and source != OFFICIAL_DATA:
+        out.append(f"data={source or 'source not recorded'}")
+    return out
+
+
+def _recorded(fields: dict[str, Any], key: str) -> Any:
+    if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.training.optim.scaled_lr)
+        lr, batch, ref = fields.get("lr"), fields.get("batch_size"), fields.get("reference_batch")
+        return None if None in (lr, batch, ref) else lr * batch / ref
+    return fields.get(key)
+
+
 #: run field <- config.yaml key, for runs whose metrics.json lacks them
 _DESCRIPTION_KEYS = {"dataset": ("dataset", "name"), "imbalance_factor": ("dataset", "imbalance_factor"),
                      "model": ("model", "name"), "input_size": ("dataset", "input_size"), "loss": ("loss", "name"),
                      "beta": ("loss", "beta"), "gamma": ("loss", "gamma"), "epochs": ("optim", "epochs"),
-                     "batch_size": ("optim", "batch_size")}  # fmt: skip
+                     "batch_size": ("optim", "batch_size"), "order": ("dataset", "order")}  # fmt: skip
 _RECIPE_KEYS = {"optimizer": "name", "lr": "lr", "reference_batch": "reference_batch", "warmup_epochs": "warmup_epochs",
                 "milestones": "milestones", "factors": "factors", "weight_decay": "weight_decay",
                 "momentum": "momentum", "nesterov": "nesterov"}  # fmt: skip
@@ -345,12 +352,16 @@ def read_config_yaml(run_dir: Path) -> dict[str, Any]:
 
 
 def _fields_from_config_yaml(path: Path) -> dict[str, Any]:
-    """The run fields a run's config.yaml holds: what it is, its recipe and data source ({} without a readable one).
-    A data source that was not hashed is named by its file: "npz:<file> (not hashed)"."""
+    """The run fields a run's config.yaml holds ({} without a readable one): `fields_from_config`."""
     try:
-        cfg = read_config_yaml(path)
+        return fields_from_config(read_config_yaml(path))
     except RunsError:
         return {}  # a run without a readable config.yaml is still listed (as incomplete or failed)
+
+
+def fields_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The run fields a plain config holds: what the run is, its recipe and data source.  A data source that was
+    not hashed (a config.yaml written before the data was read) is named by its file: "npz:<file> (not hashed)"."""
     optim, dataset = cfg.get("optim"), cfg.get("dataset")
     out = {k: optim[v] for k, v in _RECIPE_KEYS.items() if isinstance(optim, dict) and v in optim}
     for field_name, (group, key) in _DESCRIPTION_KEYS.items():

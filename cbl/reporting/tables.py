@@ -553,16 +553,25 @@ def render_precision(rows: list[PrecisionResult], metric: str = "top1_err") -> s
 
 # ----------------------------------------------------------------------------- runs left out
 def excluded_section(runs: list[Run], limit: int = 20) -> str:
-    """Markdown list of the failed / incomplete runs and why; "" when there are none."""
+    """Markdown list of the failed / incomplete runs, by folder and status; "" when there are none.  Never a failed
+    run's error text: tables go into README sections, which must not carry a local failure's message (a path, a
+    traceback line); `make sweep-status` lists the reasons."""
     bad = [r for r in runs if r.status != "finished"]
     if not bad:
         return ""
     failed = sum(r.status == "failed" for r in bad)
-    lines = [f"**Not in the table:** {failed} failed, {len(bad) - failed} incomplete run(s):", ""]
-    lines += [f"- `{r.path}`: {r.reason}" for r in bad[:limit]]
+    lines = [f"**Not in the table:** {failed} failed, {len(bad) - failed} incomplete run(s); `make sweep-status` "
+             f"(python scripts/sweep_summary.py <folder>) lists them with their reasons:", ""]
+    lines += [f"- `{r.path}`: {_status(r)}" for r in bad[:limit]]
     if len(bad) > limit:
-        lines.append(f"- … and {len(bad) - limit} more (python scripts/sweep_summary.py lists them all)")
+        lines.append(f"- … and {len(bad) - limit} more")
     return "\n".join(lines)
+
+
+def _status(run: Run) -> str:
+    """"failed (last epoch 3)", "incomplete (no epoch logged)": how far the run got, not why it stopped."""
+    reached = "no epoch logged" if run.last_epoch is None else f"last epoch {run.last_epoch}"
+    return f"{run.status} ({reached})"
 
 
 # ----------------------------------------------------------------------------- one call per table

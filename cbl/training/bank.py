@@ -46,7 +46,7 @@ from cbl.training.perf import compile_options
 from cbl.training.reproducibility import seed_everything
 from cbl.training.run import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics,
                               logit_scale, open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity,
-                              save_run_checkpoint, write_predictions)
+                              save_run_checkpoint, warn_about_schedule, write_predictions)
 from cbl.training.run_files import git_commit, run_fields, write_config, write_history, write_json
 from cbl.training.tracking import Tracker, epoch_row
 
@@ -115,7 +115,8 @@ def train_bank(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[dict[str, A
     for m in members:
         try:
             cbl_config.check(m.cfg)
-            m.run_dir.mkdir(parents=True, exist_ok=True)
+            if m is members[0]:  # the members of a bank share their schedule: one warning
+                warn_about_schedule(m.cfg)
             m.progress.fields.update(run_fields(m.cfg, num_classes=None))
             m.result = refuse_to_overwrite(m.cfg, m.run_dir)  # a finished run's metrics, or None: train it
         except (ValueError, FileNotFoundError) as e:
@@ -172,6 +173,8 @@ def _train_members(members: list[Member]) -> None:
             except (ValueError, CorruptCheckpointError) as e:  # its checkpoint was trained with another config, ...
                 m.fail(e)
                 continue
+        m.progress.started = True  # as a separate run: a member refused before this point leaves no folder
+        m.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(m.run_dir, m.cfg, data.source.record() if data.source else None)
         write_history(m.run_dir, m.progress.history)
         m.tracker = open_tracker(m.cfg, m.run_dir, m.progress.fields, plain, m.wandb_id, m.progress.history, data)

@@ -8,7 +8,8 @@ does for each configuration, and what the model bank (cbl/training/bank.py), `cb
     final_metrics    metrics.json: last-epoch and best top-1 / top-5 error, per-class and many / medium / few accuracy,
                      ECE and NLL (cbl.calibration); the last (and with keep_best the best) epoch's test predictions
                      are saved beside it (cbl.predictions)
-    train            all of it, with every failure recorded in metrics.json (status "failed" / "interrupted")
+    train            all of it, with every failure after the run started recorded in metrics.json (status "failed" /
+                     "interrupted"); a run refused before it started writes nothing (cbl.training.refusal)
 
 The files a run writes are listed in cbl/train.py's docstring.
 """
@@ -69,6 +70,7 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     is_main: bool = True
+    started: bool = False  # the run has written its first file: from then on a failure is recorded in its folder
 
 
 @dataclass
@@ -87,9 +89,10 @@ class Setup:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one configuration into `run_dir` and return its final metrics (metrics.json).
 
-    Any failure (a bad config value, missing data, divergence, SIGTERM) is recorded in metrics.json with
-    status "failed" or "interrupted" and a one-line reason, so a sweep's summary can list it; a finished
-    run's metrics.json is never overwritten.
+    A failure once the run has started (divergence, SIGTERM, a crash mid-epoch) is recorded in metrics.json with
+    status "failed" or "interrupted" and a one-line reason, so a sweep's summary can list it; a finished run's
+    metrics.json is never overwritten.  A run refused before it started (a bad config value, a folder that holds a
+    run, missing data) raises without writing anything: the folder is created only when the run starts.
     """
     progress = Progress()
     git_commit()  # the code this process runs (cached; metrics.json reports it at the end)
@@ -97,6 +100,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
         cbl_config.check(cfg)
+        warn_about_schedule(cfg)
         env = setup_distributed(cfg.device, cfg.distributed.backend, job_num=multirun_job_num())
         progress.is_main = env.is_main
         check_distributed(cfg, env)
@@ -109,6 +113,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
         # the process group (if any) stays for the next job of a multirun; it is left at exit (cbl.training.distributed)
+
+
+def warn_about_schedule(cfg: DictConfig) -> None:
+    """One log line for a schedule that is allowed but likely not meant: fewer epochs than warm-up epochs (the
+    README's smoke run: optim.epochs=2 of the CIFAR recipe's 5-epoch warm-up)."""
+    epochs, warmup = int(cfg.optim.epochs), cfg.optim.warmup_epochs
+    if epochs < warmup:
+        log.warning("optim.epochs=%d is shorter than optim.warmup_epochs=%s: the lr never leaves its linear warm-up "
+                    "and reaches only %d/%s of its peak", epochs, warmup, epochs, warmup)
 
 
 def multirun_job_num() -> int | None:
@@ -134,6 +147,9 @@ def check_distributed(cfg: DictConfig, env: DistEnv) -> None:
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, error: BaseException, progress: Progress) -> None:
+    """metrics.json of a run that stopped after it started; nothing for one refused before (cbl.training.refusal)."""
+    if not progress.started:
+        return
     try:
         epochs, seed = int(cfg.optim.epochs), int(cfg.seed)
     except Exception:  # the config itself may be what failed
@@ -322,7 +338,6 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
 
 
 def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> dict[str, Any]:
-    run_dir.mkdir(parents=True, exist_ok=True)
     fields, history = progress.fields, progress.history
     fields.update(run_fields(cfg, num_classes=None))
     finished = refuse_to_overwrite(cfg, run_dir)
@@ -335,7 +350,9 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     start_epoch, wall_time, wandb_id = resume(cfg, run_dir, env, setup, comparable, history) if cfg.resume else (1, 0.0, None)
 
     tracker = Tracker(mode="disabled", project="", run_dir=run_dir, name="")
+    progress.started = True
     if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
         write_config(run_dir, cfg, data.source.record() if data.source else None)
         write_history(run_dir, history)
         tracker = open_tracker(cfg, run_dir, fields, plain_cfg, wandb_id, history, data)

@@ -7,7 +7,8 @@ each run folder gets exactly what the basic launcher gives it (the override-name
 hydra.yaml, overrides.yaml).  The jobs are then grouped by `cbl.training.bank.bank_key` (everything but the loss equal)
 into banks of at most `max_members`, in sweep order, and each bank is trained by `cbl.training.bank.train_bank`; a job
 that fits no bank (another model, a group of one) runs through the real task function, as the basic launcher
-would run it.  A failed member is a failed job; SIGTERM / Ctrl-C stop the sweep.  The log of a bank goes to
+would run it.  A failed member is a failed job, with its one line as the task would print it; a member refused before
+it started leaves no folder, as a refused run (cbl.training.refusal).  SIGTERM / Ctrl-C stop the sweep.  The log of a bank goes to
 <sweep dir>/bank_<first job number>.log and the console.
 """
 
@@ -33,6 +34,7 @@ class _Job:
         self.index, self.overrides, self.sweep_config = index, overrides, sweep_config
         self.cfg: DictConfig | None = None  # the task's config, as the task function would receive it
         self.run_dir: Path | None = None
+        self.logs: dict[Path, int] = {}  # the job's log files when its folder was made (cbl.training.refusal)
         self.ret: JobReturn | None = None
 
 
@@ -86,7 +88,9 @@ class BankLauncher(Launcher):
         job = _Job(index, overrides, sweep_config)
 
         def record(cfg: DictConfig) -> None:
-            job.cfg, job.run_dir = cfg, Path(HydraConfig.get().runtime.output_dir)
+            from cbl.training.refusal import job_logs
+
+            job.cfg, job.run_dir, job.logs = cfg, Path(HydraConfig.get().runtime.output_dir), job_logs()
 
         job.ret = run_job(hydra_context=self.hydra_context, task_function=record, config=sweep_config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")  # fmt: skip
@@ -99,6 +103,8 @@ class BankLauncher(Launcher):
 
     def _run_bank(self, bank: list[_Job], sweep_dir: Path) -> None:
         from cbl.training.bank import train_bank
+        from cbl.training.failures import report_job
+        from cbl.training.refusal import discard_unstarted
 
         for job in bank:
             log.info("\t#%d : %s", job.index, " ".join(filter_overrides(job.overrides)))
@@ -119,3 +125,6 @@ class BankLauncher(Launcher):
             failed = isinstance(result, BaseException)
             job.ret.status = JobStatus.FAILED if failed else JobStatus.COMPLETED
             job.ret._return_value = result  # what JobReturn.return_value returns, or raises for a failed job
+            if failed:
+                discard_unstarted(job.run_dir, job.logs, job.sweep_config.hydra.output_subdir is not None)
+                report_job(job.index, job.run_dir.name, result)

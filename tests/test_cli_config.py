@@ -1,0 +1,48 @@
+"""What `python -m cbl.train` shows before anything runs: the resolved configuration (`--cfg job --resolve`, every
+custom resolver of configs/ included), --help and --version."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tests.train_utils import CONFIG_DIR, compose_cfg, run_cli
+
+PRESETS = [f"{group}={p.stem}" for group in ("experiment", "sweep") for p in sorted((CONFIG_DIR / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("overrides,factors", [([], [0.01, 0.0001]), (["dataset.imbalance_factor=1"], [0.1, 0.01])])
+def test_cfg_job_resolve_prints_the_resolved_config(tmp_path, overrides, factors):
+    proc = run_cli([*overrides, "--cfg", "job", "--resolve"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shown = yaml.safe_load(proc.stdout)
+    assert shown["optim"]["factors"] == factors and shown["name"] == "table2"
+    assert not list(tmp_path.iterdir())  # showing the config writes nothing
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_resolves_in_place_as_cfg_resolve_does(preset):
+    """What `--cfg job --resolve` and `--cfg all --resolve` do (OmegaConf.resolve), for every experiment and sweep."""
+    cfg = compose_cfg(preset, "output_dir=/tmp/o", return_hydra_config=True)
+    OmegaConf.resolve(cfg)
+    assert all(isinstance(f, float) for f in cfg.optim.factors)
+    assert cfg.hydra.run.dir == f"/tmp/o/{cfg.name}/{cfg.hydra.sweep.subdir}"
+
+
+def test_help_describes_cbl_and_version_names_cbl_torch_and_hydra(tmp_path):
+    import cbl
+
+    helped = run_cli(["--help"], cwd=tmp_path)
+    assert helped.returncode == 0 and helped.stdout.startswith("cbl-train (python -m cbl.train): train one configuration")
+    assert "Examples:" in helped.stdout and "sweep: demo, evidence_lossy" in helped.stdout
+    version = run_cli(["--version"], cwd=tmp_path)
+    assert version.returncode == 0
+    assert re.fullmatch(rf"cbl {re.escape(cbl.__version__)} \(torch \S+, hydra \S+, python \S+\)\n", version.stdout)
+
+
+def test_resolve_without_cfg_is_one_line(tmp_path):
+    proc = run_cli(["--resolve"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == "error: --resolve goes with --cfg (e.g. --cfg job --resolve) or --help\n"

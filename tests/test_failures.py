@@ -1,0 +1,35 @@
+"""The lines and exit statuses of failed runs and sweep jobs (cbl/training/failures.py); through the CLI in
+tests/test_cli.py and tests/test_cli_sweeps.py."""
+
+import pytest
+
+from cbl.config import ConfigError
+from cbl.training.engine import DivergenceError
+from cbl.training.failures import exit_status, report_job, sweep_status
+
+
+@pytest.mark.parametrize("errors,status", [
+    ([], 0), ([ConfigError("x")], 2), ([FileNotFoundError("x"), ValueError("y")], 2), ([DivergenceError("x")], 3),
+    ([DivergenceError("x"), ConfigError("y")], 1), ([RuntimeError("x")], 1),
+])  # fmt: skip
+def test_a_sweep_exits_as_its_runs_would_when_its_failures_agree(errors, status):
+    assert sweep_status(errors) == status
+    assert all(exit_status(e) in (1, 2, 3) for e in errors)
+
+
+def raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as e:  # noqa: BLE001 - the test wants the exception with its traceback
+        return e
+
+
+def test_a_job_is_reported_once_with_a_traceback_only_for_a_crash(capsys):
+    bad_input, crash = raised(ConfigError("loss.beta=1.0 is not allowed: beta must be a number in [0, 1)")), raised(
+        RuntimeError("CUDA error: out of memory\nmore detail"))
+    for error in (bad_input, crash, bad_input, crash):
+        report_job(3, "run-name", error)
+    err = capsys.readouterr().err
+    assert err.count("error: job #3 run-name: loss.beta=1.0 is not allowed: beta must be a number in [0, 1)\n") == 1
+    assert err.count("error: job #3 run-name: RuntimeError: CUDA error: out of memory\n") == 1
+    assert err.count("Traceback (most recent call last)") == 1 and "more detail" in err
