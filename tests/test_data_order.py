@@ -266,7 +266,7 @@ def test_bad_values_are_refused_in_one_line():
 
 def test_config_check_and_resume_keys():
     for overrides, match in ((["dataset.order=bogus"], "dataset.order='bogus' is not allowed: choose one of shuffled, authors_stream"),
-                             (["dataset=inat2018", "dataset.order=authors_stream"], "inat2018 allows only shuffled"),
+                             (["experiment=table3", "dataset=inat2018", "dataset.order=authors_stream"], "inat2018 allows only shuffled"),
                              (["sampler=sqrt", "dataset.order=authors_stream"], "needs sampler=instance")):
         with pytest.raises(cbl_config.ConfigError, match=match) as info:
             cbl_config.check(compose_cfg(*overrides))
