@@ -87,7 +87,7 @@ evidence-tables: $(STAMP) ## regenerate the README's status and lossy-copy evide
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy benchmarks/precision_cpu --table status --readme README.md
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table 2 --readme README.md --marker evidence-table2
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table methods --readme README.md --marker evidence-shots
-	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --compare
+	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --where precision=bf16 --compare
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
 	status=0; \
