@@ -10,8 +10,8 @@ Rebuilds the model and the test data from the run's config.yaml (the `data_sourc
 the data was, it is no config key), loads a checkpoint (the newest valid one by default), evaluates the test set
 exactly as training does (the same loader, batch size, precision, channels_last and compile settings: cbl.training.engine),
 and writes <run>/eval/<checkpoint name>/ (or --out): evaluation.json (top-1 / top-5 error, ECE and NLL, per-class and
-many / medium / few-shot accuracy, cbl.metrics.shot_accuracy, and what training recorded for that epoch), the
-confusion matrix, predictions.npz (logits and labels, cbl/predictions.py) and two PNGs (cbl/reporting/eval_report.py).
+many / medium / few-shot accuracy, cbl.evaluation.metrics.shot_accuracy, and what training recorded for that epoch), the
+confusion matrix, predictions.npz (logits and labels, cbl/training/predictions.py) and two PNGs (cbl/reporting/eval_report.py).
 On the device and precision it was trained with, a run's final checkpoint gives metrics.json's numbers exactly; a
 finished run recorded before predictions and calibration were saved is then completed (`complete_run`): its
 predictions_last.npz and metrics.json's ece / nll come from that very evaluation.
@@ -40,9 +40,9 @@ from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.cli import ArgumentParser, fail
-from cbl.metrics import shot_accuracy
+from cbl.evaluation.metrics import shot_accuracy
 from cbl.reporting.runs import RunsError, read_history
 from cbl.training.checkpoint import (CHECKPOINT_DIR, CorruptCheckpointError, atomic_write, best_epoch,
                                      checkpoint_path, list_checkpoints, load_checkpoint, load_latest_checkpoint)
@@ -235,7 +235,7 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
     from cbl.training.distributed import DistEnv, resolve_device
     from cbl.training.perf import compile_options
     from cbl.training.reproducibility import seed_everything
-    from cbl.calibration import probability_of
+    from cbl.evaluation.calibration import probability_of
     from cbl.training.run import AMP_DTYPES, build_on, build_run_data, logit_scale
 
     plain, recorded_source = config_of(target)
@@ -321,7 +321,7 @@ def complete_run(target: Target, cfg: DictConfig, metrics: dict[str, Any], out: 
     when the checkpoint is the last epoch's and its evaluation here reproduces the recorded top-1 / top-5 errors
     exactly (the same device and precision), predictions_last.npz is copied into the run folder and metrics.json gains
     ece, nll and probability.  Anything the run already has is left alone.  Returns the files completed."""
-    from cbl.predictions import LAST
+    from cbl.training.predictions import LAST
     from cbl.training.run_files import is_finished
 
     run_dir = target.run_dir

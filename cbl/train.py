@@ -10,7 +10,7 @@ Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, 
                        samples_per_class, seed, data source, git commit, wall time (status "failed" + error when the
                        run fails after it started; a run refused before it started leaves no folder, and its
                        one-line reason is on stderr: cbl/training/refusal.py, cbl/training/failures.py)
-    predictions_last.npz  the last epoch's test logits and labels (cbl/predictions.py; predictions_best.npz too with
+    predictions_last.npz  the last epoch's test logits and labels (cbl/training/predictions.py; predictions_best.npz too with
                        keep_best=true; none with save_predictions=false)
     checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`
                        continues from the newest valid one; `cbl-evaluate <run dir>` re-evaluates one (cbl/evaluate.py)
@@ -40,7 +40,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.training.failures import exit_status, last_sweep_status, report_job
 from cbl.training.refusal import discard_unstarted, job_logs
 from cbl.training.run import USER_ERRORS, train

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.data import long_tail_counts
 from cbl.losses import ClassBalancedLoss, WeightedLoss
 from cbl.losses.criterion import LOSS_NAMES, build_criterion, head_type, method_label

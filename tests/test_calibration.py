@@ -1,5 +1,5 @@
-"""cbl.calibration (ECE over 15 bins, NLL) against tests/reference.py's one-image-at-a-time float64 computation, and the
-saved predictions (cbl.predictions) of a real run: metrics.json's top-1 error, ECE and NLL recomputed from the file."""
+"""cbl.evaluation.calibration (ECE over 15 bins, NLL) against tests/reference.py's one-image-at-a-time float64 computation, and the
+saved predictions (cbl.training.predictions) of a real run: metrics.json's top-1 error, ECE and NLL recomputed from the file."""
 
 import json
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from cbl.calibration import CalibrationAccumulator, bin_index, calibration, log_probabilities, reliability
-from cbl.predictions import LAST, PredictionsError, load_predictions, save_predictions, shard_positions
+from cbl.evaluation.calibration import CalibrationAccumulator, bin_index, calibration, log_probabilities, reliability
+from cbl.training.predictions import LAST, PredictionsError, load_predictions, save_predictions, shard_positions
 from cbl.training.run import train
 from tests import reference
 from tests.train_utils import QUIET, compose_cfg, demo_overrides, read_history, read_metrics

@@ -5,7 +5,7 @@ whose saved predictions are built with known errors, and both tables end to end 
 import numpy as np
 import pytest
 
-from cbl.predictions import LAST, save_predictions
+from cbl.training.predictions import LAST, save_predictions
 from cbl.reporting.comparisons import build_gain, build_selection, paired_bootstrap, stratified_halves
 from cbl.reporting.runs import RunsError, find_runs
 from cbl.reporting.tables import make_table

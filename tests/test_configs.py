@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.data import build_data
 from cbl.losses.criterion import build_criterion, head_type
 from cbl.models import build_model

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cbl.evaluate import main as evaluate_main
-from cbl.predictions import LAST, load_predictions
+from cbl.training.predictions import LAST, load_predictions
 from cbl.training.run import train
 from tests import reference
 from tests.train_utils import compose_cfg, demo_overrides, read_metrics, tiny_cifar_overrides

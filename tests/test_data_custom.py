@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cbl import config as cbl_config
-from cbl.config import ConfigError
+from cbl.training import config as cbl_config
+from cbl.training.config import ConfigError
 from cbl.data import build_data, provenance
 from cbl.data.custom import custom_splits
 from cbl.data.long_tail import class_shuffle, long_tail_counts

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.data import build_data
 from cbl.data.epoch import AuthorsStream, authors_records, chunk_generator, epoch_generator, epoch_order
 from cbl.data.long_tail import long_tail_counts, long_tail_indices

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from cbl.config import ConfigError
+from cbl.training.config import ConfigError
 from cbl.data import build_data, load_cifar_lt, provenance
 from cbl.data import cifar as cifar_module
 from cbl.data.imagenet import ilsvrc2012_splits

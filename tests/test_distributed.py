@@ -17,11 +17,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl.config import ConfigError
+from cbl.training.config import ConfigError
 from cbl.data.epoch import loss_scale, num_batches, rank_slice
 from cbl.data.tensor_loader import TensorLoader
 from cbl.models import build_model
-from cbl.predictions import load_predictions
+from cbl.training.predictions import load_predictions
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from cbl.training.distributed import DistEnv, export_submitit_env, process_rank, resolve_device
 from cbl.training.run import check_distributed

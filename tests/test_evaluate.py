@@ -12,7 +12,7 @@ import torch
 
 from cbl.evaluate import main as evaluate_main
 from cbl.evaluate import state_dict_mismatch
-from cbl.metrics import shot_accuracy
+from cbl.evaluation.metrics import shot_accuracy
 from cbl.reporting.runs import find_runs
 from cbl.training.checkpoint import list_checkpoints
 from cbl.training.run import train
@@ -57,7 +57,7 @@ def test_the_final_checkpoint_reproduces_metrics_json_and_the_files_agree(demo_r
     # independent counts: the predictions give the errors, the confusion matrix's rows the test labels and its
     # diagonal the per-class accuracy
     pred = np.load(out / "predictions.npz")
-    labels, predicted = pred["labels"], pred["logits"].argmax(1)  # cbl/predictions.py's format
+    labels, predicted = pred["labels"], pred["logits"].argmax(1)  # cbl/training/predictions.py's format
     assert len(labels) == ev["n"] == 500 and len(np.unique(predicted)) >= 3
     assert 100.0 * float(np.mean(labels != predicted)) == pytest.approx(final["top1_err"])
     confusion = np.load(out / "confusion.npy")
@@ -204,7 +204,7 @@ def test_many_classes_get_a_binned_png_and_no_dense_matrix(tmp_path, monkeypatch
 
 
 def test_a_run_recorded_before_predictions_is_completed_from_its_final_checkpoint(tmp_path, capsys):
-    from cbl.predictions import LAST, load_predictions
+    from cbl.training.predictions import LAST, load_predictions
 
     with_files, old = tmp_path / "with_files", tmp_path / "old"
     train(compose_cfg(*DEMO), with_files)

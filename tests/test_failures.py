@@ -3,7 +3,7 @@ tests/test_cli.py and tests/test_cli_sweeps.py."""
 
 import pytest
 
-from cbl.config import ConfigError
+from cbl.training.config import ConfigError
 from cbl.training.engine import DivergenceError
 from cbl.training.failures import exit_status, report_job, sweep_status
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl.config import RUNTIME_KEYS, ConfigError, check, run_name
+from cbl.training.config import RUNTIME_KEYS, ConfigError, check, run_name
 from cbl.evaluate import main as evaluate_main
 from cbl.training.checkpoint import best_epoch, list_checkpoints, load_checkpoint, save_checkpoint
 from cbl.training.run import save_run_checkpoint, train

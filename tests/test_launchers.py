@@ -13,7 +13,7 @@ import submitit
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from cbl.config import run_name
+from cbl.training.config import run_name
 from cbl.reporting.runs import find_runs
 from tests.train_utils import compose_cfg, demo_overrides, read_metrics, run_cli, run_torchrun
 

@@ -1,4 +1,4 @@
-"""cbl.metrics against brute-force references: a stable sort of every row for top-k, Python loops for the
+"""cbl.evaluation.metrics against brute-force references: a stable sort of every row for top-k, Python loops for the
 per-class accuracies, and the many / medium / few boundaries spelt out (Liu et al. 2019: > 100, 20..100, < 20)."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cbl.metrics import EvalAccumulator, shot_accuracy, topk_correct
+from cbl.evaluation.metrics import EvalAccumulator, shot_accuracy, topk_correct
 
 
 def brute_force_rank(z: np.ndarray, y: np.ndarray) -> np.ndarray:

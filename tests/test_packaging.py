@@ -14,7 +14,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-import cbl.config
+import cbl.training.config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -88,7 +88,7 @@ def test_configs_are_one_copy_that_the_package_holds():
     link = ROOT / "cbl" / "configs"
     # a link to the repository's configs/ (what people edit), not a second copy that could drift
     assert link.is_symlink() and link.resolve() == (ROOT / "configs").resolve()
-    assert cbl.config.CONFIG_DIR == (ROOT / "configs").resolve()
+    assert cbl.training.config.CONFIG_DIR == (ROOT / "configs").resolve()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cbl"]
     assert {"configs/*.yaml", "configs/**/*.yaml"} <= set(package_data)
 
@@ -149,7 +149,7 @@ def test_cbl_losses_imports_torch_alone_and_exports_what_it_lists():
         "import sys, cbl.losses as L\n"
         "missing = [n for n in L.__all__ if not hasattr(L, n)]\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'hydra', 'omegaconf', 'wandb', 'matplotlib', 'yaml'}"
-        " or m.startswith(('cbl.data', 'cbl.models', 'cbl.training', 'cbl.reporting', 'cbl.config')))\n"
+        " or m.startswith(('cbl.data', 'cbl.models', 'cbl.training', 'cbl.reporting', 'cbl.training.config')))\n"
         "print(missing, heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout

@@ -18,7 +18,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from omegaconf import OmegaConf
 
-from cbl.config import ConfigError, check, run_name
+from cbl.training.config import ConfigError, check, run_name
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.transforms import cifar_transform
 from cbl.losses import ClassBalancedLoss
@@ -151,9 +151,9 @@ def test_compile_options_and_config_check():
 
 def test_memory_format_and_compile_do_not_tie_a_run_to_them():
     # like the device: a run may resume with them changed, and they stay out of run folder names
-    from cbl.config import comparable
+    from cbl.training.config import comparable
 
-    from cbl.config import run_name
+    from cbl.training.config import run_name
 
     plain = OmegaConf.to_container(compose_cfg("channels_last=true", "compile=reduce-overhead"), resolve=False)
     assert "channels_last" not in comparable(plain) and "compile" not in comparable(plain)

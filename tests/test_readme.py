@@ -3,7 +3,7 @@
 Every `make <target>` they name exists in the Makefile; every repository path exists (or is written by a Makefile
 target); every `group=option` names a config file; every relative Markdown link and #anchor resolves; every
 `python -m cbl.train` / `cbl-train` / `torchrun ... -m cbl.train` command (and the Makefile's own, and the ARGS of a
-`make` command) composes with Hydra and passes cbl.config.check; every `python scripts/X.py` / `cbl-*` command names
+`make` command) composes with Hydra and passes cbl.training.config.check; every `python scripts/X.py` / `cbl-*` command names
 an existing script and only options its argparse parser knows; every generated section (<!-- cbl:NAME:start/end -->)
 has a command in the Makefile or the docs that writes it, and every such command points at a file holding its
 markers; the file map of docs/development.md names every folder and module.  Text inside generated sections is not
@@ -26,7 +26,7 @@ from unittest import mock
 
 import pytest
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from tests.train_utils import CONFIG_DIR, ROOT, compose_cfg
 
 DOC_FILES = ("README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
@@ -266,7 +266,7 @@ def compose_problem(overrides: list[str]) -> str | None:
 
 @cache
 def composed(overrides: tuple[str, ...]) -> str | None:
-    """None when the overrides compose and pass cbl.config.check, else the error."""
+    """None when the overrides compose and pass cbl.training.config.check, else the error."""
     try:
         cbl_config.check(compose_cfg(*overrides))
     except Exception as e:  # noqa: BLE001 - composition and check errors alike are the finding

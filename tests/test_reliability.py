@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 
-from cbl import config as cbl_config
+from cbl.training import config as cbl_config
 from cbl.data.cifar import read_cifar_npz
 from cbl.reporting.runs import find_runs
 from cbl.training.checkpoint import list_checkpoints

@@ -6,7 +6,7 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from cbl.config import run_group, run_name, sweep_runs
+from cbl.training.config import run_group, run_name, sweep_runs
 from tests.train_utils import compose_cfg
 
 

@@ -310,7 +310,7 @@ def test_recipe_and_where_select_the_runs_of_a_table(tmp_path, capsys):
 def test_sweep_selects_exactly_the_runs_a_multirun_trains(tmp_path, capsys):
     from omegaconf import OmegaConf
 
-    from cbl.config import run_name
+    from cbl.training.config import run_name
     from tests.train_utils import compose_cfg
 
     def folder(*overrides):  # where cbl.train puts that job

@@ -84,7 +84,7 @@ def test_failure_while_logging_switches_wandb_off(tmp_path, caplog):
 
 
 # ----------------------------------------------------------------------------- what a run logs, and its group
-#: training images per class -> many (> 100) / medium (20..100) / few (< 20), as documented in cbl/metrics.py
+#: training images per class -> many (> 100) / medium (20..100) / few (< 20), as documented in cbl/evaluation/metrics.py
 THREE = Classes(names=["head", "aquarium fish", "tail/x"], counts=[150, 50, 10])
 
 

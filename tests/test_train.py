@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cbl.config import ConfigError
+from cbl.training.config import ConfigError
 from cbl.data import long_tail_counts
 from cbl.training import run as run_module
 from cbl.training.checkpoint import list_checkpoints, load_latest_checkpoint

@@ -105,7 +105,7 @@ def test_the_wheel_holds_every_config_file_as_a_file(installed):
         packaged = {n.removeprefix("cbl/configs/"): whl.read(n) for n in whl.namelist() if n.startswith("cbl/configs/")}
     assert packaged == configs and "train.yaml" in packaged
 
-    where = _run([installed.bin / "python", "-c", "import cbl, cbl.config as c, torch; "
+    where = _run([installed.bin / "python", "-c", "import cbl, cbl.training.config as c, torch; "
                   "print(cbl.__file__); print(c.CONFIG_DIR); print(torch.__version__)"],
                  cwd=installed.elsewhere, env=installed.env).stdout.split()  # fmt: skip
     package, config_dir, _ = where
@@ -170,7 +170,7 @@ def test_an_editable_install_reads_the_checkouts_configs_as_they_are_edited(tmp_
         pytest.skip(f"cannot install editable here: {reason}")
     src = copy_sources(tmp_path / "checkout")
     installed = Installed(tmp_path, fresh_venv(tmp_path, "-e", src), wheel=Path())
-    where = _run([installed.bin / "python", "-c", "import cbl.config as c; print(c.CONFIG_DIR)"],
+    where = _run([installed.bin / "python", "-c", "import cbl.training.config as c; print(c.CONFIG_DIR)"],
                  cwd=installed.elsewhere, env=installed.env)  # fmt: skip
     assert Path(where.stdout.strip()) == (src / "configs").resolve(), where.stderr
     # an edit to configs/ (the one copy) is what cbl-train composes next, without reinstalling

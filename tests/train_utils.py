@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import cbl.config  # noqa: F401  (registers the cbl_dirname resolver)
+import cbl.training.config  # noqa: F401  (registers the cbl_dirname resolver)
 from tests.data_fakes import write_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]

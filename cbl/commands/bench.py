@@ -54,7 +54,7 @@ from typing import Any
 
 from cbl.cli import ArgumentParser, fail, invocation
 from cbl.commands.bench_processes import Path_, Result, measure
-from cbl.config import CONFIG_DIR
+from cbl.training.config import CONFIG_DIR
 
 PROG = "cbl-bench"
 #: the checkout this module runs from (in an installed wheel: site-packages, where no shared data lies beside it)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbl.config import CONFIG_DIR
+from cbl.training.config import CONFIG_DIR
 from cbl.training.perf import cpu_name
 
 

@@ -1,5 +1,5 @@
 """Copy the summaries of finished runs (config.yaml, metrics.json, metrics.jsonl, .hydra/overrides.yaml and the saved
-test predictions, cbl/predictions.py; never checkpoints or wandb files) into a folder meant to be committed, each under its run name (cbl.config.run_name of
+test predictions, cbl/training/predictions.py; never checkpoints or wandb files) into a folder meant to be committed, each under its run name (cbl.training.run_identity.run_name of
 its config.yaml, the folder `python -m cbl.train` gives that configuration), wherever the run was written.
 
     cbl-collect-runs --runs outputs/table2 --to benchmarks/evidence_lossy --recipe all \\
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
-from cbl.config import recorded_run_name
+from cbl.training.run_identity import recorded_run_name
 from cbl.reporting.runs import RunsError, read_config_yaml
 
 PROG = "cbl-collect-runs"

@@ -3,7 +3,7 @@
     --runs DIR [DIR ...]   folders searched recursively for run directories
     --recipe R             paper, all, or one recipe as the tables spell it (cbl.reporting.runs.select_runs)
     --where KEY=VALUE      recorded run fields (repeatable)
-    --sweep "OVERRIDES"    only the runs of that multirun, e.g. "sweep=methods seed=0,1" (cbl.config.sweep_runs)
+    --sweep "OVERRIDES"    only the runs of that multirun, e.g. "sweep=methods seed=0,1" (cbl.training.config.sweep_runs)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def selected_runs(args: argparse.Namespace, missing_ok: bool = False) -> list[Ru
     """The runs under args.runs that args.recipe, args.where and args.sweep select (raises RunsError)."""
     runs = select_runs(find_runs_in(args.runs, missing_ok=missing_ok), args.recipe, args.where)
     if args.sweep:
-        from cbl.config import sweep_runs  # Hydra: only when asked for
+        from cbl.training.config import sweep_runs  # Hydra: only when asked for
 
         try:
             names = sweep_runs(shlex.split(args.sweep))

@@ -97,7 +97,7 @@ def pack(npz: str | os.PathLike, out: str | os.PathLike, *, num_classes: int = 1
 
 def unpack(packed: str | os.PathLike, folder: str | os.PathLike) -> Path:
     """Write the .npz a run reads (module docstring) from a packed partial copy into `folder`, under the original's
-    file name (a run's name depends on the .npz's file name, not its folder: cbl.config.run_identity), its pixels
+    file name (a run's name depends on the .npz's file name, not its folder: cbl.training.run_identity.run_identity), its pixels
     checked.  Returns the file written."""
     with np.load(packed, allow_pickle=False) as f:
         p = {k: f[k] for k in f.files}

@@ -1,10 +1,10 @@
-"""Figures of comparisons with their uncertainty, from the runs' saved test predictions (cbl.predictions) and
+"""Figures of comparisons with their uncertainty, from the runs' saved test predictions (cbl.training.predictions) and
 cbl.reporting.comparisons.
 
     reliability   per (dataset, IF): one panel per configuration (seeds pooled), the reliability diagram of Guo et
                   al. (ICML 2017): the accuracy of the test images in each of 15 confidence bins as bars, the gap to
                   the bin's mean confidence shaded, the diagonal of perfect calibration, ECE in the panel's title;
-                  the probabilities are the head's own (cbl.calibration)
+                  the probabilities are the head's own (cbl.evaluation.calibration)
     gain vs IF    per dataset: softmax error minus the class-balanced run's error against the imbalance factor
                   (log x), ours with the paired-bootstrap 95 % interval (and the seed std where a row has several
                   seeds) beside the paper's (Table 2: softmax minus CB best); the CB run of a row is its
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cbl.calibration import ECE_BINS, calibration, reliability
-from cbl.predictions import LAST, load_predictions
+from cbl.evaluation.calibration import ECE_BINS, calibration, reliability
+from cbl.training.predictions import LAST, load_predictions
 from cbl.reporting import paper
 from cbl.reporting.comparisons import GainResult, build_gain
 from cbl.reporting.figures import _by_panel_and_config, _pyplot, _save, _title

@@ -1,4 +1,4 @@
-"""Comparisons with their uncertainty, from the runs' saved test predictions (cbl.predictions): how sure is a
+"""Comparisons with their uncertainty, from the runs' saved test predictions (cbl.training.predictions): how sure is a
 difference, and how optimistic is a "best" chosen on the test set.
 
 Paired bootstrap (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13; its use for comparing two
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbl.predictions import BEST, LAST, PredictionsError, load_predictions
+from cbl.training.predictions import BEST, LAST, PredictionsError, load_predictions
 from cbl.reporting import paper
 from cbl.reporting.runs import Run, RunsError, Stat, is_paper_method, summarize
 from cbl.reporting.tables import (_CIFAR, DASH, MINUS, METRICS, Notes, _finished, _group, _head, _row, fmt, fmt_config,

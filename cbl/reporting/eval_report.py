@@ -1,20 +1,20 @@
 """What `cbl-evaluate` writes beside a run (cbl/evaluate.py): the evaluation pass that also collects the top-1
 predictions, the confusion matrix, and the two figures.
 
-The errors and per-class accuracies come from `cbl.metrics.EvalAccumulator` over the same batches as training's
+The errors and per-class accuracies come from `cbl.evaluation.metrics.EvalAccumulator` over the same batches as training's
 evaluation (`cbl.training.engine.evaluate`), so a checkpoint's numbers are those training recorded; the predictions are
-`argmax` of the same logits, which for top-1 is the very rule of cbl/metrics.py (the first of tied maxima), so the
+`argmax` of the same logits, which for top-1 is the very rule of cbl/evaluation/metrics.py (the first of tied maxima), so the
 confusion matrix's diagonal equals the per-class correct counts.
 
 Files (in the output folder):
     evaluation.json           written by cbl/evaluate.py from `EvalResult` (not metrics.json: that marks a run folder)
-    predictions.npz           logits and labels of every test image, in test-set order (cbl/predictions.py's format:
+    predictions.npz           logits and labels of every test image, in test-set order (cbl/training/predictions.py's format:
                               the top-1 prediction is logits.argmax(1))
     confusion.npy             int64 [true class, predicted class], up to DENSE_MAX classes
     confusion.csv             the same with class names, up to CSV_MAX classes
     confusion.png             row-normalised confusion (classes in label order, binned to PNG_BINS groups beyond that)
     per_class_accuracy.png    each class's top-1 accuracy against its number of training images (log x), with the
-                              many / medium / few-shot thresholds of cbl.metrics.shot_accuracy
+                              many / medium / few-shot thresholds of cbl.evaluation.metrics.shot_accuracy
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cbl.predictions import PredictionCollector, save_predictions
+from cbl.training.predictions import PredictionCollector, save_predictions
 from cbl.training.engine import evaluate
 
 #: a dense [C, C] int64 matrix up to this many classes (ILSVRC's 1000: 8 MB); beyond, predictions.npz holds the pairs
@@ -45,7 +45,7 @@ class EvalResult:
     labels: np.ndarray  # [N] true class of each test image
     predicted: np.ndarray  # [N] top-1 prediction
     logits: np.ndarray | None = None  # [N, C] float32
-    probability: str = "softmax"  # the head's class probabilities (cbl.calibration)
+    probability: str = "softmax"  # the head's class probabilities (cbl.evaluation.calibration)
     logit_scale: float = 1.0
     epoch: int = 0
 
@@ -60,7 +60,7 @@ def evaluate_with_predictions(model: nn.Module, loader: Iterable, num_classes: i
     metrics = evaluate(model, loader, num_classes, device=device, amp_dtype=amp_dtype, on_batch=keep,
                        probability=probability, logit_scale=logit_scale)
     logits, labels = keep.local()
-    predicted = logits.argmax(1).astype(np.int64)  # argmax: the first of tied maxima, as cbl.metrics ranks them
+    predicted = logits.argmax(1).astype(np.int64)  # argmax: the first of tied maxima, as cbl.evaluation.metrics ranks them
     return EvalResult(metrics, labels, predicted, logits, probability, logit_scale, epoch)
 
 
@@ -143,7 +143,7 @@ def plot_per_class_accuracy(path: Path, per_class_acc: Sequence[float | None], s
         ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter
 
-    for x in (few_threshold - 0.5, many_threshold + 0.5):  # few: n < 20, many: n > 100 (cbl.metrics.shot_accuracy)
+    for x in (few_threshold - 0.5, many_threshold + 0.5):  # few: n < 20, many: n > 100 (cbl.evaluation.metrics.shot_accuracy)
         ax.axvline(x, color="grey", ls="--", lw=0.8)
     plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, 100 rather than 2x10^1, 10^2
     ax.xaxis.set_major_formatter(plain)

@@ -27,7 +27,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cbl.reporting import paper
+from cbl.training.recipes import (  # noqa: F401  (re-exported: the run fields of a config and how they differ)
+    OFFICIAL_DATA,
+    REFERENCE_RUNTIME,
+    fields_from_config,
+    recipe_differences,
+)
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
 PAPER_LOSSES = ("softmax", "sigmoid", "focal")
@@ -37,13 +42,6 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
     "tau": None, "s": None, "max_m": None,
 }
-#: what every paper cell also needs besides the paper's recipe (cbl.reporting.paper.recipe): float32 (bf16 autocast is
-#: another computation), this repo's default data order (docs/deviations.md), and the official data release
-#: (cbl/data/provenance.py); absent precision / order = recorded before the option existed, with these values
-REFERENCE_RUNTIME = {"precision": "fp32", "order": "shuffled"}
-OFFICIAL_DATA = "official"
-
-
 class RunsError(Exception):
     """A one-line, user-facing problem with the run directories (missing root, unreadable JSON, ...)."""
 
@@ -199,7 +197,7 @@ class Run:
         return self.config.get("data_source")
 
     def recipe_differences(self, *without: str) -> list[str]:
-        """How this run's recipe differs from the one behind its paper table (cbl.reporting.paper.recipe), precision, data
+        """How this run's recipe differs from the one behind its paper table (cbl.training.recipes.recipe), precision, data
         order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
         a run that may fill a paper cell.  Keys in `without` are not compared."""
         return recipe_differences(self.config, *without)
@@ -296,45 +294,6 @@ class Run:
         return " ".join(parts)
 
 
-def recipe_differences(fields: dict[str, Any], *without: str) -> list[str]:
-    """`Run.recipe_differences` of recorded run fields (`Run.config`; `fields_from_config` of a config): what keeps
-    them out of the paper's cells, [] for none.  Keys in `without` are not compared."""
-    out = []
-    reference = {**(paper.recipe(fields.get("dataset"), fields.get("imbalance_factor")) or {}), **REFERENCE_RUNTIME}
-    missing = []
-    for key, want in reference.items():
-        if key in without:
-            continue
-        have = _recorded(fields, key)
-        if have is None and key not in REFERENCE_RUNTIME:
-            missing.append(key)
-        elif not _same(want if have is None else have, want):
-            out.append(f"{key}={_fmt_value(have)}")
-    if missing:
-        out.append(f"recipe not recorded ({', '.join(missing)})")
-    source = fields.get("data_source")
-    if "data" not in without and source != OFFICIAL_DATA:
-        out.append(f"data={source or 'source not recorded'}")
-    return out
-
-
-def _recorded(fields: dict[str, Any], key: str) -> Any:
-    if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.training.optim.scaled_lr)
-        lr, batch, ref = fields.get("lr"), fields.get("batch_size"), fields.get("reference_batch")
-        return None if None in (lr, batch, ref) else lr * batch / ref
-    return fields.get(key)
-
-
-#: run field <- config.yaml key, for runs whose metrics.json lacks them
-_DESCRIPTION_KEYS = {"dataset": ("dataset", "name"), "imbalance_factor": ("dataset", "imbalance_factor"),
-                     "model": ("model", "name"), "input_size": ("dataset", "input_size"), "loss": ("loss", "name"),
-                     "beta": ("loss", "beta"), "gamma": ("loss", "gamma"), "epochs": ("optim", "epochs"),
-                     "batch_size": ("optim", "batch_size"), "order": ("dataset", "order")}  # fmt: skip
-_RECIPE_KEYS = {"optimizer": "name", "lr": "lr", "reference_batch": "reference_batch", "warmup_epochs": "warmup_epochs",
-                "milestones": "milestones", "factors": "factors", "weight_decay": "weight_decay",
-                "momentum": "momentum", "nesterov": "nesterov"}  # fmt: skip
-
-
 def read_config_yaml(run_dir: Path) -> dict[str, Any]:
     """A run folder's config.yaml as written by training (the resolved config, then `data_source:`), parsed: the one
     reader of it for tables, figures, summaries and cbl-collect-runs.  RunsError for a file that is missing or not a
@@ -357,23 +316,6 @@ def _fields_from_config_yaml(path: Path) -> dict[str, Any]:
         return fields_from_config(read_config_yaml(path))
     except RunsError:
         return {}  # a run without a readable config.yaml is still listed (as incomplete or failed)
-
-
-def fields_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The run fields a plain config holds: what the run is, its recipe and data source.  A data source that was
-    not hashed (a config.yaml written before the data was read) is named by its file: "npz:<file> (not hashed)"."""
-    optim, dataset = cfg.get("optim"), cfg.get("dataset")
-    out = {k: optim[v] for k, v in _RECIPE_KEYS.items() if isinstance(optim, dict) and v in optim}
-    for field_name, (group, key) in _DESCRIPTION_KEYS.items():
-        if isinstance(cfg.get(group), dict) and key in cfg[group]:
-            out[field_name] = cfg[group][key]
-    out.update({k: cfg[k] for k in ("seed", "precision") if k in cfg})
-    source = cfg.get("data_source")
-    if isinstance(source, dict) and source.get("id"):
-        out["data_source"] = source["id"]
-    elif isinstance(dataset, dict) and dataset.get("npz"):
-        out["data_source"] = f"npz:{Path(str(dataset['npz'])).name} (not hashed)"
-    return out
 
 
 def read_run(path: str | os.PathLike) -> Run:
@@ -500,19 +442,3 @@ def is_paper_method(run: Run) -> bool:
     beyond the paper; it fills a paper cell only if its `recipe_differences()` are [] as well."""
     method = run.config.get("method")
     return run.loss in PAPER_LOSSES and (method is None or method == run.loss) and not run.settings
-
-
-def _same(have: Any, want: Any) -> bool:
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(_same(h, w) for h, w in zip(have, want))
-    if isinstance(want, bool) or isinstance(have, bool) or isinstance(want, str):
-        return have == want
-    return isinstance(have, (int, float)) and math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _fmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "[" + ",".join(_fmt_value(v) for v in value) + "]"
-    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,12 +1,15 @@
 """cbl.training: what `python -m cbl.train` (cbl/train.py) runs, from the recipe to the files a run leaves.
 
+    config.py           config checks before any work starts; the Hydra resolvers; the runs of a sweep
+    run_identity.py     run folder names and groups; which config changes a checkpoint resumes with
     run.py              one run: build, resume, the epochs, the final metrics; every failure recorded
-    recipes.py          the paper's training recipes (epochs, lr milestones and factors) behind each table
+    recipes.py          the paper's training recipes behind each table, and how a run's recipe differs from them
     optim.py            SGD and the authors' lr schedule (linear warm-up, then steps at the milestones)
     engine.py           one training epoch and one evaluation pass
     reproducibility.py  seeding and RNG state, so that a resumed run continues exactly
     checkpoint.py       atomic, verified checkpoints (crash-safe resume)
     run_files.py        the run folder: config.yaml, metrics.jsonl, metrics.json
+    predictions.py      the saved test logits and labels (predictions_last.npz), in test-set order under DDP
     tracking.py         Weights & Biases logging that never stops training
     distributed.py      DistributedDataParallel setup (torchrun, submitit) and the device choice
     perf.py             settings that change speed, never results (host allocator, torch.compile options)

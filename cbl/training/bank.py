@@ -33,10 +33,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cbl import config as cbl_config
-from cbl.calibration import CalibrationAccumulator, probability_of
-from cbl.metrics import EvalAccumulator
-from cbl.predictions import PredictionCollector
+from cbl.training import config as cbl_config
+from cbl.evaluation.calibration import CalibrationAccumulator, probability_of
+from cbl.evaluation.metrics import EvalAccumulator
+from cbl.training.predictions import PredictionCollector
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.training.checkpoint import CorruptCheckpointError
 from cbl.training.distributed import setup_distributed
@@ -59,7 +59,7 @@ BANK_MODELS = ("resnet32",)
 
 def shared_config(cfg: DictConfig) -> dict[str, Any]:
     """What the members of one bank must have in common: the comparable config (runtime switches left out,
-    cbl.config.comparable) without MEMBER_KEYS, plus the device they share."""
+    cbl.training.run_identity.comparable) without MEMBER_KEYS, plus the device they share."""
     plain = cbl_config.comparable(OmegaConf.to_container(cfg, resolve=True))
     for k in MEMBER_KEYS:
         plain.pop(k, None)
@@ -388,7 +388,7 @@ def evaluate_bank(bank: nn.Module, loader, num_classes: int, heads: list[tuple[s
                   amp_dtype: torch.dtype | None = None, keep: list[bool] | None = None) -> list[dict[str, Any]]:
     """`cbl.training.engine.evaluate` (as cbl.training.run.run_evaluation) for each member of the bank, in one pass
     over the test set: `heads` holds each member's (class probability, logit scale) for its calibration
-    (cbl.calibration); members whose `keep` is true get their predictions too (a bank is one process)."""
+    (cbl.evaluation.calibration); members whose `keep` is true get their predictions too (a bank is one process)."""
     bank.eval()
     accs = [EvalAccumulator(num_classes, ks=(1, 5)) for _ in heads]
     calibs = [CalibrationAccumulator(probability, scale) for probability, scale in heads]

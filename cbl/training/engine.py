@@ -1,6 +1,6 @@
 """The inner loops: one training epoch (SGD on the class-balanced loss) and one evaluation pass
 (top-1 / top-5 error and per-class accuracy on the balanced test set, and the calibration of the head's
-probabilities: ECE over 15 confidence bins and NLL, cbl.calibration).
+probabilities: ECE over 15 confidence bins and NLL, cbl.evaluation.calibration).
 
 The training loop keeps per-step losses on the device and reads them back every `check_every` steps, so
 on a GPU the host does not wait for every step; a non-finite loss is still caught within that window and
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cbl.calibration import CalibrationAccumulator
-from cbl.metrics import EvalAccumulator
+from cbl.evaluation.calibration import CalibrationAccumulator
+from cbl.evaluation.metrics import EvalAccumulator
 from cbl.training.distributed import all_reduce_mean
 from cbl.training.faults import maybe_kill
 
@@ -108,8 +108,8 @@ def evaluate(
     logit_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Top-1 / top-5 error (percent) and per-class accuracy over the whole test loader (all processes), and with
-    `probability` ("softmax" / "sigmoid", cbl.calibration) the ECE (%) and NLL of the head's probabilities;
-    `on_batch(logits, labels)` sees each batch's float32 logits (cbl.predictions keeps them)."""
+    `probability` ("softmax" / "sigmoid", cbl.evaluation.calibration) the ECE (%) and NLL of the head's probabilities;
+    `on_batch(logits, labels)` sees each batch's float32 logits (cbl.training.predictions keeps them)."""
     model.eval()
     acc = EvalAccumulator(num_classes, ks=(1, 5))
     calib = CalibrationAccumulator(probability, logit_scale) if probability is not None else None

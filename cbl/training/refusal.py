@@ -1,7 +1,7 @@
 """A run refused before it started leaves nothing in the results tree.
 
 A run starts when it writes its first file of its own (config.yaml, cbl.training.run).  Anything that stops it
-before then refuses it: a value `cbl.config.check` does not allow, a folder that already holds a run, missing data, no
+before then refuses it: a value `cbl.training.config.check` does not allow, a folder that already holds a run, missing data, no
 network.  Its reason goes to stderr (cbl/train.py); no metrics.json is written (cbl.training.run.record_failure).
 
 Hydra, though, makes the run folder before the task runs (hydra.core.utils.run_job): the folder, `.hydra/` with the

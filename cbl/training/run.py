@@ -6,8 +6,8 @@ does for each configuration, and what the model bank (cbl/training/bank.py), `cb
     resume           the newest valid checkpoint, checked against the run's identity (config, data source)
     _train           the epochs (cbl.training.engine), evaluation every `eval_every` epochs, checkpoints, wandb
     final_metrics    metrics.json: last-epoch and best top-1 / top-5 error, per-class and many / medium / few accuracy,
-                     ECE and NLL (cbl.calibration); the last (and with keep_best the best) epoch's test predictions
-                     are saved beside it (cbl.predictions)
+                     ECE and NLL (cbl.evaluation.calibration); the last (and with keep_best the best) epoch's test predictions
+                     are saved beside it (cbl.training.predictions)
     train            all of it, with every failure after the run started recorded in metrics.json (status "failed" /
                      "interrupted"); a run refused before it started writes nothing (cbl.training.refusal)
 
@@ -30,13 +30,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cbl import config as cbl_config
-from cbl.calibration import probability_of
+from cbl.training import config as cbl_config
+from cbl.evaluation.calibration import probability_of
 from cbl.data import DataBundle, build_data
 from cbl.losses.criterion import build_criterion, head_type
-from cbl.metrics import shot_accuracy
+from cbl.evaluation.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
-from cbl.predictions import BEST, LAST, PredictionCollector, save_predictions
+from cbl.training.predictions import BEST, LAST, PredictionCollector, save_predictions
 from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                                      load_latest_checkpoint, save_checkpoint)
 from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
@@ -321,7 +321,7 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "epochs_completed": history[-1]["epoch"] if history else 0,
         "ece": last_eval["ece"],
         "nll": last_eval["nll"],
-        "probability": probability_of(cfg.loss.name),  # the class probabilities ece and nll score (cbl.calibration)
+        "probability": probability_of(cfg.loss.name),  # the class probabilities ece and nll score (cbl.evaluation.calibration)
         "per_class_acc": last_eval["per_class_acc"],
         "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
         "samples_per_class": list(data.samples_per_class),
@@ -437,7 +437,7 @@ def logit_scale(cfg: DictConfig) -> float:
 
 def run_evaluation(cfg: DictConfig, env: DistEnv, setup: Setup, model: nn.Module, keep: bool) -> dict[str, Any]:
     """The test set's errors, per-class accuracy and calibration; with `keep` (and save_predictions) also its logits
-    and labels in test-set order, under "predictions" on rank 0 (cbl.predictions)."""
+    and labels in test-set order, under "predictions" on rank 0 (cbl.training.predictions)."""
     collector = PredictionCollector() if keep and cfg.get("save_predictions", True) else None
     result = evaluate(model, setup.data.test, setup.data.num_classes, device=env.device, amp_dtype=setup.amp_dtype,
                       on_batch=collector, probability=probability_of(cfg.loss.name), logit_scale=logit_scale(cfg))

@@ -10,7 +10,7 @@ Default mode is "offline" (no network needed; `wandb sync <run>/wandb/offline-ru
 
 What a run logs (step = epoch, so wandb's x axis is the epoch; `epoch` is logged too):
     every epoch       lr, train_loss, seconds
-    every evaluation  top1_err, top5_err, ece, nll (cbl.calibration), shot_acc/{many,medium,few} (cbl.metrics.shot_accuracy with the training
+    every evaluation  top1_err, top5_err, ece, nll (cbl.evaluation.calibration), shot_acc/{many,medium,few} (cbl.evaluation.metrics.shot_accuracy with the training
                       counts), and per-class accuracy as one series per class, `class_acc/<index>_<name>` (index
                       zero-padded so the series sort by class, class 0 the head); with more than MAX_CLASS_SERIES
                       classes (iNaturalist) a histogram `class_acc_hist` instead, which a dashboard can still draw
@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbl.metrics import shot_accuracy, shot_group
+from cbl.evaluation.metrics import shot_accuracy, shot_group
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 over M = 15 equal-width bins of the top-1 confidence, bin b = (b/M, (b+1)/M]; conf_b is the mean top-1 confidence of
 the n_b test images in bin b and acc_b the fraction of them whose top-1 class is right (ties: the first maximum, as
-cbl.metrics).  Reported in percent, like the errors.  NLL = -(1/N) sum_i log p_i[y_i], in nats.
+cbl.evaluation.metrics).  Reported in percent, like the errors.  NLL = -(1/N) sum_i log p_i[y_i], in nats.
 
 Which probabilities.  Each head is scored with the probabilities its training loss models:
   * "softmax" (softmax, balanced softmax, logit-adjusted and LDAM heads): p = softmax(s * z), s = 1 except for LDAM's
@@ -17,7 +17,7 @@ Which probabilities.  Each head is scored with the probabilities its training lo
 
 `CalibrationAccumulator` sums the bin counts over batches (and processes, `all_reduce`), so a whole test set is
 scored without holding its logits; `calibration(logits, labels, probability)` scores logits held at once, e.g. a
-run's saved predictions (cbl.predictions).
+run's saved predictions (cbl.training.predictions).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A run's test-set predictions, saved so that calibration, bootstrap intervals and test-split model selection
-(cbl.calibration, cbl.reporting.paired) can be computed later without the model.
+(cbl.evaluation.calibration, cbl.reporting.comparisons) can be computed later without the model.
 
     <run>/predictions_last.npz   the last epoch's evaluation (every run, unless save_predictions=false)
     <run>/predictions_best.npz   the best top-1 epoch's (runs with keep_best=true)
@@ -8,7 +8,7 @@ Each file is a compressed .npz with
     logits       float32 [N, C]  the model's outputs on the N test images, in the test set's own order
     labels       int64 [N]       the true classes
     epoch        int             the evaluated epoch
-    probability  str             the head's class probabilities ("softmax" / "sigmoid", cbl.calibration)
+    probability  str             the head's class probabilities ("softmax" / "sigmoid", cbl.evaluation.calibration)
     logit_scale  float           the factor softmax logits are multiplied by (LDAM's s; 1 otherwise)
 Two runs on the same test set therefore hold their predictions for the same images row by row: the files of any two
 runs can be paired.  The logits are kept in float32 (4 bytes x N x C: 0.4 MB for CIFAR-10, 200 MB for the ILSVRC
