@@ -83,10 +83,12 @@ evidence-queue: $(STAMP) ## train EVIDENCE_QUEUE's configurations in order on th
 	CBL_LOSSY_NPZ=$(CBL_LOSSY_NPZ) $(PY) scripts/run_queue.py $(EVIDENCE_QUEUE) --base "sweep=evidence_lossy $(ARGS)" \
 	    --runs outputs/table2 --to benchmarks/evidence_lossy
 
-evidence-tables: $(STAMP) ## regenerate the README's status and lossy-copy evidence (tables and figures) from benchmarks/
+evidence-tables: $(STAMP) ## regenerate the lossy-copy evidence (README status, tables, attribution; docs/evidence.md's gain table; figures) from benchmarks/
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy benchmarks/precision_cpu --table status --readme README.md
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table 2 --readme README.md --marker evidence-table2
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table methods --readme README.md --marker evidence-shots
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy benchmarks/precision_cpu --table attribution --readme README.md --marker evidence-attribution
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table gain --readme docs/evidence.md --marker evidence-gain
 	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --where precision=bf16 --compare
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md

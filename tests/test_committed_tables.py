@@ -68,3 +68,59 @@ def test_every_committed_run_is_in_the_folder_its_configuration_names():
     runs = sorted(p.parent for p in (ROOT / "benchmarks").rglob("config.yaml"))
     assert len(runs) >= 13
     assert [r.name for r in runs] == [copy_name(r) for r in runs]
+
+
+# ----------------------------------------------------------------------------- numbers quoted in the evidence prose
+PERCENT = re.compile(r"(?<![\d.])(\d{1,2}\.\d{2})%")
+POINTS = re.compile(r"(?<![\d.])(\d\.\d{2}) (?:of the \d\.\d{2} )?points")
+
+
+def _prose(text: str) -> str:
+    """The text outside generated sections: what a person wrote."""
+    return GENERATED.sub("", text)
+
+
+def _evidence_prose() -> dict[str, str]:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### Evidence on real images")
+    end = readme.index("\n## ", start)
+    return {"README.md (evidence)": _prose(readme[start:end]),
+            "docs/evidence.md": _prose((ROOT / "docs" / "evidence.md").read_text())}
+
+
+def _quotable_values() -> tuple[set[str], set[str]]:
+    """What the evidence prose may quote with two decimals: as a percentage, a committed run's top-1 error or many /
+    medium shot accuracy or a paper Table 2 number; as points, the difference of two of those."""
+    sys.path.insert(0, str(ROOT))
+    from cbl.reporting import paper
+    from cbl.reporting.runs import find_runs
+
+    errors, accuracies, rows = [], [], set()
+    for run in find_runs(ROOT / "benchmarks" / "evidence_lossy"):
+        if run.status == "finished":
+            errors.append(run.metrics["top1_err"])
+            accuracies += [v for v in (run.metrics.get("shot_acc") or {}).values() if v is not None]
+            rows.add((str(run.dataset).removesuffix("_lt"), run.imbalance_factor))
+    for row in paper.table2():
+        if (row.dataset, row.imbalance_factor) in rows:
+            errors += [row.softmax, row.sigmoid, row.cb_best, *row.focal.values()]
+    return {f"{v:.2f}" for v in errors + accuracies}, {f"{abs(a - b):.2f}" for a in errors for b in errors}
+
+
+def test_the_evidence_prose_quotes_committed_numbers():
+    """A percentage or a difference in points written with two decimals in the evidence prose is a committed run's
+    number, a paper number, or the difference of two of them (as the README rounds it): none is typed from memory."""
+    percents, points = _quotable_values()
+    wrong = []
+    for where, text in _evidence_prose().items():
+        for pattern, allowed in ((PERCENT, percents), (POINTS, points)):
+            wrong += [f"{where}: {m[0]}" for m in pattern.finditer(text) if m[1] not in allowed]
+    assert not wrong, "numbers in the evidence prose that no committed run gives:\n" + "\n".join(wrong)
+
+
+def test_the_evidence_prose_check_catches_a_typed_number():
+    percents, points = _quotable_values()
+    typo = next(f"{x / 100:.2f}" for x in range(100, 1000) if f"{x / 100:.2f}" not in points)
+    typed = f"softmax ends at 35.24% against the paper's 29.64%, {typo} points above"
+    assert [m[1] for m in PERCENT.finditer(typed)] == ["35.24", "29.64"] and [m[1] for m in POINTS.finditer(typed)] == [typo]
+    assert "35.24" not in percents and "29.64" in percents and "5.59" in points  # 35.23 - 29.64
