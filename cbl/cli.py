@@ -59,3 +59,14 @@ def train_flag_problem(argv: list[str]) -> str | None:
     if args.resolve and args.cfg is None and not args.help:
         return "--resolve goes with --cfg (e.g. --cfg job --resolve) or --help"
     return None
+
+
+def resolved_hydra_node_request(argv: list[str]) -> list[str] | None:
+    """The overrides of a `--cfg hydra --resolve` command line (cbl.training.config.resolved_hydra_config prints it:
+    Hydra itself cannot resolve its run dir there); None for any other command line, which Hydra handles."""
+    from hydra._internal.utils import get_args_parser
+
+    args, unknown = get_args_parser().parse_known_args(argv)
+    if args.cfg != "hydra" or not args.resolve or unknown or args.config_name or args.config_path or args.config_dir:
+        return None
+    return list(args.overrides)

@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 def cli() -> None:
     """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
     `--version`, one line for flags that cannot go together, and a sweep's exit status (cbl/training/failures.py)."""
-    from cbl.cli import train_flag_problem, version
+    from cbl.cli import resolved_hydra_node_request, train_flag_problem, version
 
     argv = sys.argv[1:]
     if "--version" in argv:
@@ -84,6 +84,15 @@ def cli() -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    hydra_node = resolved_hydra_node_request(argv)
+    if hydra_node is not None:
+        from hydra.errors import HydraException
+
+        try:
+            print(cbl_config.resolved_hydra_config(hydra_node), end="")
+            return
+        except HydraException:
+            pass  # an override that does not compose: Hydra's main() below says so, as for any command
     main()
     sys.exit(last_sweep_status() or 0)
 

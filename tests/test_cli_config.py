@@ -23,6 +23,22 @@ def test_cfg_job_resolve_prints_the_resolved_config(tmp_path, overrides, factors
     assert not list(tmp_path.iterdir())  # showing the config writes nothing
 
 
+def test_cfg_hydra_resolve_prints_hydra_node_with_the_run_dir(tmp_path):
+    """Hydra resolves its own node with the job's keys removed, so its run dir (${output_dir}/...) cannot resolve;
+    cbl-train prints it resolved against the whole config, the run dir as the run would get it."""
+    from cbl.training.config import run_name
+
+    proc = run_cli(["dataset.imbalance_factor=1", "output_dir=somewhere", "--cfg", "hydra", "--resolve"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shown = yaml.safe_load(proc.stdout)["hydra"]
+    name = run_name(OmegaConf.to_container(compose_cfg("dataset.imbalance_factor=1"), resolve=True))
+    assert shown["run"]["dir"] == f"somewhere/table2/{name}" and shown["runtime"]["output_dir"] == shown["run"]["dir"]
+    assert shown["job_logging"]["handlers"]["file"]["filename"] == f"somewhere/table2/{name}/train.log"
+    assert not list(tmp_path.iterdir())
+    typo = run_cli(["bogus=1", "--cfg", "hydra", "--resolve"], cwd=tmp_path)  # Hydra's own message, no traceback
+    assert typo.returncode == 1 and "Could not override 'bogus'" in typo.stderr and "Traceback" not in typo.stderr
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_resolves_in_place_as_cfg_resolve_does(preset):
     """What `--cfg job --resolve` and `--cfg all --resolve` do (OmegaConf.resolve), for every experiment and sweep."""

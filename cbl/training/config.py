@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
 from cbl.data import DATASET_NAMES, SAMPLERS
@@ -121,6 +121,21 @@ def sweep_runs(overrides: list[str]) -> set[str]:
         for job in jobs:
             out.add(run_name(OmegaConf.to_container(compose("train", overrides=list(job)), resolve=True)))
     return out
+
+
+def resolved_hydra_config(overrides: list[str]) -> str:
+    """The YAML `--cfg hydra --resolve` prints: Hydra's own node, resolved against the whole config.  Hydra resolves
+    that node with the job's keys removed, so its run dir (${output_dir}/${name}/...) cannot resolve there; the run
+    dir and job name are set as a run sets them (hydra.runtime.output_dir: the run's folder)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.job.name = "train"  # as for `python -m cbl.train` / cbl-train (compose says "app")
+        cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
+    OmegaConf.resolve(cfg)
+    return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra)}))
 
 
 def _run_name_resolver(*, _root_: DictConfig) -> str:
