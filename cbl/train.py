@@ -41,7 +41,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cbl.training import config as cbl_config
-from cbl.training.failures import exit_status, last_sweep_status, report_job
+from cbl.training.failures import exit_status, last_sweep_status, report_job, stop_status
 from cbl.training.refusal import discard_unstarted, job_logs
 from cbl.training.run import USER_ERRORS, train
 
@@ -59,7 +59,13 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
     except BaseException as e:
         # refused before it started: take away the folder Hydra made for it (a started run's folder stays)
         discard_unstarted(run_dir, logs, wrote_hydra_subdir=hydra_cfg.output_subdir is not None)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(e, Exception):
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        stopped = stop_status(e)
+        if stopped is not None and hydra_cfg.mode != RunMode.MULTIRUN:  # a single run stopped from outside
+            print(f"stopped: {e or 'interrupted (Ctrl-C); the last checkpoint is kept, run again with resume=true'}", file=sys.stderr)
+            sys.exit(stopped)
+        if not isinstance(e, Exception):
             raise
         if hydra_cfg.mode == RunMode.MULTIRUN:
             report_job(int(hydra_cfg.job.num), run_dir.name, e)

@@ -33,3 +33,21 @@ def test_a_job_is_reported_once_with_a_traceback_only_for_a_crash(capsys):
     assert err.count("error: job #3 run-name: loss.beta=1.0 is not allowed: beta must be a number in [0, 1)\n") == 1
     assert err.count("error: job #3 run-name: RuntimeError: CUDA error: out of memory\n") == 1
     assert err.count("Traceback (most recent call last)") == 1 and "more detail" in err
+
+
+def test_a_single_run_stopped_by_sigterm_says_so_in_one_line_and_resumes(tmp_path):
+    """A preemption notice (SIGTERM after the first epoch) ends a single run with one line and exit 143, the run
+    kept as interrupted; resume=true then finishes it."""
+    from tests.train_utils import demo_overrides, read_metrics, run_cli
+
+    args = [*demo_overrides(epochs=2), f"output_dir={tmp_path / 'out'}"]
+    stopped = run_cli(args, cwd=tmp_path, env={"CBL_KILL_AT": "epoch:1:TERM"})
+    assert stopped.returncode == 143, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; the last checkpoint is kept, run again "
+                                               "with resume=true")
+    (run_dir,) = (tmp_path / "out").glob("*/*")
+    assert read_metrics(run_dir)["status"] == "interrupted"
+    resumed = run_cli([*args, "resume=true"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_metrics(run_dir)["status"] == "finished" and read_metrics(run_dir)["epochs_completed"] == 2

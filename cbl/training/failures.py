@@ -2,6 +2,8 @@
 
     single run    error: <reason>                              exit 2: bad input (a value, a key, missing data, a
                                                                folder that holds a run), 3: divergence
+                  stopped: <reason>                            exit 143 on SIGTERM, 130 on Ctrl-C: the run is kept
+                                                               as interrupted and resume=true continues it
     sweep job     error: job #<n> <run name>: <reason>          the sweep goes on with the other jobs
     sweep end     error: 2 of 4 jobs failed: #1, #3 (each one's line above names its run and why)
                   exit 0 when every job finished; 2 (3) when every failed job failed for bad input (divergence);
@@ -23,7 +25,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 
 from cbl.training.engine import DivergenceError
-from cbl.training.run import USER_ERRORS
+from cbl.training.run import USER_ERRORS, Preempted
 
 #: set on an exception whose line was printed when its job failed, so that the sweep's end does not print it again
 REPORTED = "cbl_reported"
@@ -31,6 +33,15 @@ REPORTED = "cbl_reported"
 NAMED = 20
 
 _last_sweep_status: int | None = None
+
+
+#: a run stopped from outside: (exit status, as a shell reports a process killed by that signal)
+STOPS = ((Preempted, 128 + 15), (KeyboardInterrupt, 128 + 2))
+
+
+def stop_status(error: BaseException) -> int | None:
+    """143 for a run stopped by SIGTERM, 130 for Ctrl-C, None for any other error."""
+    return next((status for kind, status in STOPS if isinstance(error, kind)), None)
 
 
 def exit_status(error: BaseException) -> int:
