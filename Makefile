@@ -43,8 +43,8 @@ demo: $(STAMP) ## offline demo: softmax vs class-balanced focal on long-tailed d
 compare-methods: $(STAMP) ## beyond the paper: CB loss vs 9 other long-tail methods (CIFAR-10-LT IF 100 unless ARGS says), table into docs/beyond_the_paper.md
 	status=0; \
 	$(PY) -m cbl.train sweep=methods resume=true $(ARGS) || status=1; \
-	$(PY) scripts/sweep_summary.py outputs/methods || status=1; \
-	$(PY) scripts/make_table.py --runs outputs/table2 outputs/methods --table methods --sweep "sweep=methods $(ARGS)" \
+	$(PY) scripts/sweep_summary.py outputs/table2 outputs/methods outputs/runs --sweep "sweep=methods $(ARGS)" || status=1; \
+	$(PY) scripts/make_table.py --runs outputs/table2 outputs/methods outputs/runs --table methods --sweep "sweep=methods $(ARGS)" \
 	    --readme docs/beyond_the_paper.md --marker methods; \
 	exit $$status
 

@@ -45,3 +45,23 @@ def test_exit_status_0_when_all_finished_and_2_on_errors(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run directories" in p.stderr
     write_history(tmp_path / "ok" / "2", 3)
     assert run_script("sweep_summary", str(tmp_path / "ok")).returncode == 1
+
+
+def test_one_sweep_across_the_group_folders_its_runs_landed_in(tmp_path, capsys):
+    """--sweep picks one multirun's runs by their names, in whichever group folder each landed (a shortened recipe
+    sends them to outputs/runs); folders holding none of them, or missing, are fine."""
+    from cbl.training.config import sweep_runs
+
+    sweep = "sweep=methods_demo optim.epochs=2"
+    names = sorted(sweep_runs(sweep.split()))
+    for name in names[:3]:
+        write_run(tmp_path / "runs" / name)
+    write_run(tmp_path / "runs" / "another-run", seed=5)  # not of this sweep: not counted
+    write_history(tmp_path / "methods" / names[3], 1)
+    roots = [str(tmp_path / d) for d in ("table2", "methods", "runs")]
+    assert sweep_summary.main([*roots, "--sweep", sweep]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'runs'}: 3 runs: 3 finished, 0 failed, 0 incomplete" in out
+    assert f"{tmp_path / 'methods'}: 1 runs: 0 finished, 0 failed, 1 incomplete" in out and "table2" not in out
+    p = run_script("sweep_summary", *roots, "--sweep", "sweep=methods_demo seed=7")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run of --sweep" in p.stderr

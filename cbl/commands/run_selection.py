@@ -27,14 +27,20 @@ def add_selection_arguments(p: argparse.ArgumentParser, recipe: str, runs_requir
 
 
 def selected_runs(args: argparse.Namespace, missing_ok: bool = False) -> list[Run]:
-    """The runs under args.runs that args.recipe, args.where and args.sweep select (raises RunsError)."""
+    """The runs under args.runs that args.recipe, args.where and args.sweep select (raises RunsError).  With --sweep,
+    folders of several that hold none of its runs are fine: a sweep's runs land in the group their recipe names
+    (table2, methods, runs: cbl.training.run_identity.run_group)."""
+    missing_ok = missing_ok or bool(args.sweep and len(args.runs) > 1)
     runs = select_runs(find_runs_in(args.runs, missing_ok=missing_ok), args.recipe, args.where)
-    if args.sweep:
-        from cbl.training.config import sweep_runs  # Hydra: only when asked for
+    return of_sweep(runs, args.sweep) if args.sweep else runs
 
-        try:
-            names = sweep_runs(shlex.split(args.sweep))
-        except Exception as e:  # a bad override, an unknown sweep: one line
-            raise RunsError(f"--sweep {args.sweep!r}: {str(e).splitlines()[0]}") from None
-        runs = [r for r in runs if r.path.name in names]
-    return runs
+
+def of_sweep(runs: list[Run], sweep: str) -> list[Run]:
+    """The runs of the multirun `sweep` ("sweep=methods seed=0,1"), by the run names its jobs get."""
+    from cbl.training.config import sweep_runs  # Hydra: only when asked for
+
+    try:
+        names = sweep_runs(shlex.split(sweep))
+    except Exception as e:  # a bad override, an unknown sweep: one line
+        raise RunsError(f"--sweep {sweep!r}: {str(e).splitlines()[0]}") from None
+    return [r for r in runs if r.path.name in names]

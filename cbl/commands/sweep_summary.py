@@ -2,6 +2,8 @@
 that need attention.
 
     cbl-sweep-summary outputs/table2        # or, from a checkout: python scripts/sweep_summary.py outputs/table2
+    cbl-sweep-summary outputs/table2 outputs/methods outputs/runs --sweep "sweep=methods optim.epochs=20"
+                                            # one multirun's runs, in whichever group folder each landed
 
 Failed runs are listed with their one-line error, incomplete ones (metrics.jsonl but no metrics.json:
 preempted, killed, or still running) with the last epoch reached and how long ago they last wrote a file, and
@@ -15,6 +17,7 @@ import sys
 import time
 
 from cbl.cli import ArgumentParser, fail
+from cbl.commands.run_selection import of_sweep
 from cbl.reporting.runs import Run, RunsError, find_runs
 
 PROG = "cbl-sweep-summary"
@@ -65,14 +68,28 @@ def summary(root: str, runs: list[Run], now: float | None = None) -> str:
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("root", help="sweep folder, searched recursively for run directories")
+    p.add_argument("roots", nargs="+", metavar="root", help="sweep folder(s), searched recursively for run directories")
+    p.add_argument("--sweep", metavar="OVERRIDES",
+                   help="only the runs of this multirun, as its command line gives it: \"sweep=methods seed=0,1\"; "
+                        "folders holding none of them are then fine")
     args = p.parse_args(argv)
+    found: dict[str, list[Run]] = {}
     try:
-        runs = find_runs(args.root)
+        for root in args.roots:
+            try:
+                found[root] = find_runs(root)
+            except RunsError:
+                if not args.sweep or len(args.roots) == 1:
+                    raise
+            if args.sweep and root in found:
+                found[root] = of_sweep(found[root], args.sweep)
+        if not any(found.values()):
+            raise RunsError(f"no run of --sweep {args.sweep!r} under {' '.join(args.roots)}" if args.sweep else
+                            f"no runs under {' '.join(args.roots)}")
     except RunsError as e:
         fail(prog, str(e))
-    print(summary(args.root, runs))
-    return 0 if all(r.status == "finished" for r in runs) else 1
+    print("\n\n".join(summary(root, runs) for root, runs in found.items() if runs or len(args.roots) == 1))
+    return 0 if all(r.status == "finished" for runs in found.values() for r in runs) else 1
 
 
 if __name__ == "__main__":
