@@ -26,7 +26,7 @@ lock: $(STAMP) ## rewrite requirements.lock from .venv (pip freeze: every instal
 	{ grep '^#' $(LOCK); $(PY) -m pip freeze --exclude-editable; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
 test: $(STAMP) ## run the fast test suite (installs into .venv first)
-	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --durations=15
 
 test-all: $(STAMP) ## run every test, the slow and data-dependent ones too
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)

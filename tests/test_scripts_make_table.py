@@ -385,8 +385,13 @@ def test_the_status_table_lists_each_setting_with_its_configurations_and_seeds(t
     assert "CB focal γ 1 β 0.9999 (2)" in rows[0] and "softmax (2)" in rows[0]
     assert rows[1].startswith("| epochs=20, milestones=[15,18] | CIFAR-10-LT | 100 | softmax (1) | 20 | official |")
     assert "No run of the paper's recipe on the official data" in text and len(used) == 5
+    write_run(tmp_path / "float32", data_source="npz:x.npz@sha256:1111111111111111")  # the recipe, other images
+    text = make_table("status", find_runs(tmp_path))[0]
+    assert "| the paper's recipe, other data (see data) | CIFAR-10-LT | 100 | softmax (1) |" in text
+    assert "No run of the paper's recipe on the official data" in text
     write_run(tmp_path / "paper", top1=29.9)
-    assert "No run of the paper's recipe" not in make_table("status", find_runs(tmp_path))[0]
+    text = make_table("status", find_runs(tmp_path))[0]
+    assert "| the paper's recipe | CIFAR-10-LT | 100 | softmax (1) |" in text and "No run of the paper's recipe" not in text
 
 
 def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_path):

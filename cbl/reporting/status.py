@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cbl.reporting.runs import Run
+from cbl.reporting.runs import OFFICIAL_DATA, Run
 from cbl.reporting.tables import _CIFAR, DASH, Notes, _finished, _group, _row, loss_key
 
 
@@ -30,12 +30,15 @@ def build_status(runs: list[Run], metric: str = "top1_err", all_rows: bool = Fal
     notes = Notes()
     done = _finished(runs, metric, notes)
     rows = []
-    groups = _group(done, lambda r: (", ".join(r.recipe_differences("data")), str(r.dataset)))
-    def order(item) -> tuple:  # the paper's recipe first, then the longest schedules
-        (recipe, dataset), rs = item
-        return recipe != "", -max((r.config.get("epochs") or 0) for r in rs), recipe, dataset
+    # the official release apart from other copies: only its runs are the paper's setting
+    groups = _group(done, lambda r: (", ".join(r.recipe_differences("data")), str(r.dataset),
+                                     r.data_source == OFFICIAL_DATA))
 
-    for (recipe, dataset), rs in sorted(groups.items(), key=order):
+    def order(item) -> tuple:  # the paper's recipe on the official data first, then the longest schedules
+        (recipe, dataset, official), rs = item
+        return recipe != "", not official and recipe == "", -max((r.config.get("epochs") or 0) for r in rs), recipe, dataset
+
+    for (recipe, dataset, _official), rs in sorted(groups.items(), key=order):
         configs = _group(rs, lambda r: (r.method, *loss_key(r), r.beta))
         seeds = {}
         for (method, loss, gamma, beta), members in sorted(configs.items(), key=lambda kv: (kv[0][1], kv[0][2] or 0,
@@ -60,6 +63,14 @@ def _dataset(name: str) -> str:
     return _CIFAR.get(name.removesuffix("_lt"), name) + ("-LT" if name.endswith("_lt") and name.startswith("cifar") else "")
 
 
+def _setting(row: StatusRow) -> str:
+    """The setting's label: how its recipe differs from the paper's; the paper's recipe on data that is not the
+    official release says so, so the row never reads as the paper's setting."""
+    if row.recipe:
+        return row.recipe
+    return "the paper's recipe" if row.data == ["official"] else "the paper's recipe, other data (see data)"
+
+
 def render_status(rows: list[StatusRow], metric: str = "top1_err") -> str:
     head = ["setting", "dataset", "IF", "configurations (seeds)", "epochs", "data"]
     lines = ["**Reproduced so far.** Finished runs by setting: the paper's recipe on its data, or how a setting "
@@ -67,7 +78,7 @@ def render_status(rows: list[StatusRow], metric: str = "top1_err") -> str:
     for r in rows:
         configs = ", ".join(f"{c} ({len(s)})" for c, s in r.seeds.items())
         lines.append(_row([
-            r.recipe or "the paper's recipe", _dataset(r.dataset), ", ".join(str(v) for v in r.imbalance_factors) or DASH,
+            _setting(r), _dataset(r.dataset), ", ".join(str(v) for v in r.imbalance_factors) or DASH,
             configs, ", ".join(str(e) for e in r.epochs), ", ".join(r.data),
         ]))  # fmt: skip
     if not any(r.recipe == "" and "official" in r.data for r in rows):
