@@ -118,6 +118,20 @@ def test_the_evidence_prose_quotes_committed_numbers():
     assert not wrong, "numbers in the evidence prose that no committed run gives:\n" + "\n".join(wrong)
 
 
+INTERVAL = re.compile(r"\[−?\d+\.\d{2}, −?\d+\.\d{2}\]")
+
+
+def test_the_intervals_the_evidence_prose_quotes_are_those_of_the_generated_gain_table():
+    """An interval in the prose is one the gain table (made by make_table from the committed predictions) prints."""
+    evidence = (ROOT / "docs" / "evidence.md").read_text()
+    table = evidence[evidence.index("<!-- cbl:evidence-gain:start -->"):evidence.index("<!-- cbl:evidence-gain:end -->")]
+    generated = set(INTERVAL.findall(table))
+    quoted = {where: INTERVAL.findall(text) for where, text in _evidence_prose().items()}
+    assert generated and any(quoted.values())
+    wrong = [f"{where}: {i}" for where, found in quoted.items() for i in found if i not in generated]
+    assert not wrong, "intervals in the evidence prose that the generated gain table does not give:\n" + "\n".join(wrong)
+
+
 def test_the_evidence_prose_check_catches_a_typed_number():
     percents, points = _quotable_values()
     typo = next(f"{x / 100:.2f}" for x in range(100, 1000) if f"{x / 100:.2f}" not in points)

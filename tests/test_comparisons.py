@@ -80,6 +80,20 @@ def test_gain_pairs_by_seed_and_its_interval_is_that_of_the_seed_averaged_images
     assert f"[{expected.low:.2f}, {expected.high:.2f}]".replace("-", "−") in text
 
 
+def test_seeds_without_predictions_leave_the_interval_to_the_seeds_that_saved_them_and_it_says_which(tmp_path):
+    write_run(tmp_path / "sm0", top1=36.0, seed=0)  # recorded before predictions were saved
+    write_run(tmp_path / "cb0", top1=30.0, seed=0, beta=0.9999)
+    with_predictions(tmp_path / "sm1", wrong_at(0.35, 11), seed=1)
+    with_predictions(tmp_path / "cb1", wrong_at(0.30, 21), seed=1, beta=0.9999)
+    (row,) = build_gain(find_runs(tmp_path))[0]
+    seed1 = 100.0 * (wrong_at(0.30, 21).mean() - wrong_at(0.35, 11).mean())
+    assert row.vs_softmax.delta.n == 2 and row.vs_softmax.delta.mean == pytest.approx((30.0 - 36.0 + seed1) / 2)
+    expected = paired_bootstrap(wrong_at(0.30, 21), wrong_at(0.35, 11))
+    assert row.vs_softmax.interval == expected and row.vs_softmax.interval_seeds == (1,)
+    text, _ = make_table("gain", find_runs(tmp_path))
+    assert f"seed 1: {seed1:+.2f} [{expected.low:.2f}, {expected.high:.2f}]".replace("-", "−") in text
+
+
 def test_a_predictions_file_that_is_not_the_run_s_is_refused(tmp_path):
     with_predictions(tmp_path / "a", wrong_at(0.35, 1))
     with_predictions(tmp_path / "b", wrong_at(0.30, 2), beta=0.9999)
@@ -133,6 +147,10 @@ def test_the_gain_figure_takes_each_if_s_best_cb_run_and_the_paper_s_gains(tmp_p
     runs = find_runs(tmp_path)
     d = cf.gain_vs_if_data(runs)["cifar10_lt"]
     assert d["if"] == [10, 100] and d["label"] == ["sigmoid, β=0.9999", "softmax, β=0.9999"]
+    # the paper's CB best at IF 100 (focal, β 0.9999, γ 1) is the comparison drawn once it is run, lowest or not
+    with_predictions(tmp_path / "cb100focal", wrong_at(0.30, 150), imbalance_factor=100, loss="focal", beta=0.9999,
+                     gamma=1.0)
+    assert cf.gain_vs_if_data(find_runs(tmp_path))["cifar10_lt"]["label"] == ["sigmoid, β=0.9999", "focal γ=1, β=0.9999"]
     want_10 = 100.0 * (wrong_at(0.25, 10).mean() - wrong_at(0.10, 12).mean())
     assert d["gain"][0] == pytest.approx(want_10) and d["low"][0] < d["gain"][0] < d["high"][0]
     assert d["paper_if"] == [200, 100, 50, 20, 10, 1] and d["paper_gain"][1] == pytest.approx(29.64 - 25.43)

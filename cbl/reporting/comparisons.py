@@ -138,7 +138,8 @@ class Gain:
     """Difference (CB run − baseline) over the seeds both were run with, and its bootstrap interval."""
 
     delta: Stat
-    interval: Interval | None  # None when a run of the pairs saved no predictions
+    interval: Interval | None  # over the pairs whose two runs saved predictions; None when no pair did
+    interval_seeds: tuple = ()  # the seeds the interval covers when they are fewer than the pairs (else empty)
 
 
 @dataclass
@@ -162,9 +163,13 @@ def _gain(cb: list[Run], base: list[Run], metric: str) -> Gain | None:
     if not pairs:
         return None
     delta = summarize(a.value(metric) - b.value(metric) for a, b in pairs)
-    a, b = _per_image([p[0] for p in pairs], metric), _per_image([p[1] for p in pairs], metric)
-    interval = None if a is None or b is None else paired_bootstrap(a[1], b[1])
-    return Gain(delta, interval)
+    # runs recorded before predictions were saved leave their seeds out of the interval, which then says so
+    saved = [(a, b) for a, b in pairs if predictions_of(a, metric) is not None and predictions_of(b, metric) is not None]
+    if not saved:
+        return Gain(delta, None)
+    a, b = _per_image([p[0] for p in saved], metric), _per_image([p[1] for p in saved], metric)
+    covers = () if len(saved) == len(pairs) else tuple(sorted(r.seed for r, _ in saved))
+    return Gain(delta, paired_bootstrap(a[1], b[1]), covers)
 
 
 def build_gain(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
@@ -203,11 +208,15 @@ def fmt_diff(x: float) -> str:
 
 
 def fmt_gain(g: Gain | None) -> str:
-    """"−5.21 [−6.34, −4.05]" for one seed; "−5.30 ± 0.41 (n=3) [−6.02, −4.61]" for several."""
+    """"−5.21 [−6.34, −4.05]" for one seed; "−5.30 ± 0.41 (n=3) [−6.02, −4.61]" for several; "−5.02 ± 0.93 (n=2);
+    seed 1: −4.37 [−5.50, −3.20]" when only some seeds saved predictions (the interval is then that seed's own)."""
     if g is None:
         return DASH
     text = fmt_diff(g.delta.mean) + ("" if g.delta.n == 1 else f" ± {fmt(g.delta.std)} (n={g.delta.n})")
     if g.interval is not None:
+        if g.interval_seeds:
+            seeds = ", ".join(str(s) for s in g.interval_seeds)
+            text += f"; seed{'s' if len(g.interval_seeds) > 1 else ''} {seeds}: {fmt_diff(g.interval.diff)}"
         text += f" [{fmt(g.interval.low)}, {fmt(g.interval.high)}]"
     return text
 
@@ -229,8 +238,8 @@ def render_gain(rows: list[GainResult], metric: str = "top1_err") -> str:
         ]))  # fmt: skip
     lines += ["", "The interval covers the sampling of test images only; the ± std is the spread over seeds (and "
               "long-tailed subsets) of the same comparison: a difference is settled only when it is large against "
-              "both. No interval: a run of the pair saved no test predictions (cbl-evaluate completes them from a "
-              "final checkpoint)."]
+              "both. \"seed 1: ...\": only that seed's runs saved test predictions, so the interval is that seed's "
+              "difference's. No interval: no run pair saved them (cbl-evaluate completes them from a final checkpoint)."]
     return "\n".join(lines)
 
 
