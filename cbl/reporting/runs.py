@@ -35,7 +35,7 @@ PAPER_LOSSES = ("softmax", "sigmoid", "focal")
 #: parameters (tau, max_m, s) have no default and are shown whenever recorded
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
-    "tau": None, "s": None, "max_m": None,
+    "tau": None, "s": None, "max_m": None, "multilabel_weighting": "sample",
 }
 #: what every paper cell also needs besides the paper's recipe (cbl.reporting.paper.recipe): float32 (bf16 autocast is
 #: another computation), this repo's default data order (docs/deviations.md), and the official data release
@@ -187,6 +187,11 @@ class Run:
             if value != default:
                 parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
         return ", ".join(parts)
+
+    @property
+    def multilabel(self) -> bool:
+        """A run on multi-label data (cbl/data/multilabel.py): it reports mAP, not top-1 error."""
+        return self.metrics.get("task") == "multilabel" or "multilabel_weighting" in self.config
 
     @property
     def precision(self) -> str:
