@@ -69,11 +69,11 @@ def _voc_xml(names: list[tuple[str, int]]) -> str:
     return f"<annotation><size><width>24</width><height>20</height><depth>3</depth></size>{objects}</annotation>"
 
 
-def write_voc_mlt(root: Path, lists_dir: Path, test_objects: dict | None = None) -> dict:
+def write_voc_mlt(root: Path, lists_dir: Path, test_objects: dict | None = None, train_objects: dict | None = None) -> dict:
     """VOCdevkit in miniature: VOC2012 training images named by the split list, VOC2007 test images named by
-    ImageSets/Main/test.txt, objects in annotation XML (a difficult one, a class twice)."""
-    train = {"2008_000023": [("dog", 0), ("person", 1)], "2008_000028": [("person", 0), ("person", 0)],
-             "2010_002361": [("aeroplane", 0)]}
+    ImageSets/Main/test.txt, objects in annotation XML (by default a difficult one, a class twice)."""
+    train = train_objects or {"2008_000023": [("dog", 0), ("person", 1)], "2008_000028": [("person", 0), ("person", 0)],
+                              "2010_002361": [("aeroplane", 0)]}
     test = test_objects or {"000001": [("dog", 0)], "000004": [("tvmonitor", 0), ("person", 0)]}
     for year, objects in ((2012, train), (2007, test)):
         folder = root / f"VOC{year}"
