@@ -168,3 +168,11 @@ def test_make_demo_multilabel_writes_its_table(tmp_path):
     assert len(rows) == 6 and sum("per class" in r for r in rows) == 2
     makefile = (ROOT / "Makefile").read_text()
     assert "$(PY) -m cbl.train sweep=demo_multilabel loss.beta=0.999 loss.multilabel_weighting=class $(ARGS)" in makefile
+
+
+def test_the_figures_leave_multi_label_runs_out_with_a_note(tmp_path, capsys):
+    from cbl.commands import plot
+
+    fake_run(tmp_path / "runs" / "a0", loss="sigmoid", beta=0.999, weighting="class", map_=50.0, groups=(60.0, 50.0, 20.0), seed=0)
+    plot.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs"), "--compare"])
+    assert "1 multi-label run(s) left out: the figures are single-label" in capsys.readouterr().err
