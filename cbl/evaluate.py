@@ -237,6 +237,8 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
     from cbl.training.reproducibility import seed_everything
     from cbl.evaluation.calibration import probability_of
     from cbl.training.run import AMP_DTYPES, build_on, build_run_data, logit_scale
+    from cbl.data.multilabel import MULTILABEL_DATASETS
+    from cbl.training.multilabel import refuse_multilabel
 
     plain, recorded_source = config_of(target)
     cfg = OmegaConf.create(plain)
@@ -244,8 +246,9 @@ def evaluate_run(target: Target, overrides: list[str], out: Path | None = None) 
     apply_overrides(cfg, overrides)
     try:
         cbl_config.check(cfg)
+        refuse_multilabel("cbl-evaluate", cfg.dataset.name, cfg.dataset.name in MULTILABEL_DATASETS)
         device = resolve_device(str(cfg.device))
-    except ValueError as e:  # ConfigError, and a device that is not there
+    except ValueError as e:  # ConfigError, a multi-label run, and a device that is not there
         raise EvalError(str(e).splitlines()[0]) from None
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=device)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))  # deterministic kernels as in training

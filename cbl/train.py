@@ -10,6 +10,8 @@ Cui et al. (CVPR 2019), evaluates top-1 / top-5 error on the balanced test set, 
                        samples_per_class, seed, data source, git commit, wall time (status "failed" + error when the
                        run fails after it started; a run refused before it started leaves no folder, and its
                        one-line reason is on stderr: cbl/training/refusal.py, cbl/training/failures.py)
+    (multi-label datasets, docs/multilabel.md: metrics.jsonl and metrics.json hold mAP, per-class AP and the head /
+    medium / tail mAP instead of the errors, and no predictions file is written; cbl/training/multilabel.py)
     predictions_last.npz  the last epoch's test logits and labels (cbl/training/predictions.py; predictions_best.npz too with
                        keep_best=true; none with save_predictions=false)
     checkpoints/       epoch_NNNN.pt, the newest two (and the best epoch's with keep_best=true); `resume=true`

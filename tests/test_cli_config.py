@@ -53,7 +53,7 @@ def test_help_describes_cbl_and_version_names_cbl_torch_and_hydra(tmp_path):
 
     helped = run_cli(["--help"], cwd=tmp_path)
     assert helped.returncode == 0 and helped.stdout.startswith("cbl-train (python -m cbl.train): train one configuration")
-    assert "Examples:" in helped.stdout and "sweep: demo, evidence_lossy" in helped.stdout
+    assert "Examples:" in helped.stdout and "sweep: demo, demo_multilabel, evidence_lossy" in helped.stdout
     version = run_cli(["--version"], cwd=tmp_path)
     assert version.returncode == 0
     assert re.fullmatch(rf"cbl {re.escape(cbl.__version__)} \(torch \S+, hydra \S+, python \S+\)\n", version.stdout)

@@ -9,11 +9,13 @@ from omegaconf import OmegaConf
 
 from cbl.training import config as cbl_config
 from cbl.data import build_data
+from cbl.data.mlt_benchmarks import VOC_CLASSES
 from cbl.losses.criterion import build_criterion, head_type
 from cbl.models import build_model
 from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
 from cbl.training.recipes import TABLE3_DATASETS
 from tests.data_fakes import write_cifar10, write_cifar100, write_image_list, write_imagefolder, write_inat
+from tests.multilabel_fakes import write_coco_mlt, write_list, write_voc_mlt
 from tests.train_utils import CONFIG_DIR, compose_cfg
 
 GROUP_OPTIONS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml"))
@@ -42,6 +44,12 @@ def fake_roots(tmp_path_factory):
     for prefix, (split, per_class) in product(("ImageNet_LT", "Places_LT"), (("train", (3, 2, 1)), ("test", (1, 1, 1)))):
         entries = [(f"{'train' if split == 'train' else 'val'}/n0{k}/n0{k}_{i}.JPEG", k) for k, n in enumerate(per_class) for i in range(n)]
         write_image_list(root / prefix / f"{prefix}_{split}.txt", entries)
+    # multi-label: COCO-MLT / VOC-MLT in their released layout, and a multi-label list
+    write_coco_mlt(root / "coco", root / "appendix")
+    every_class = {f"2008_{k:06d}": [(name, 0)] for k, name in enumerate(VOC_CLASSES)}  # n_c >= 1 for the weights
+    write_voc_mlt(root / "VOCdevkit", root / "appendix", train_objects=every_class)
+    write_list(root / "mine", "train.txt", [("a.png", "0,1"), ("b.png", "1")])
+    write_list(root / "mine", "val.txt", [("c.png", "0")])
     return root
 
 
@@ -55,7 +63,13 @@ def dataset_overrides(name, root):
              "listfile": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.train_list={root / 'ImageNet_LT/ImageNet_LT_train.txt'}",
                           f"dataset.val_list={root / 'ImageNet_LT/ImageNet_LT_test.txt'}", "dataset.num_workers=0"],
              "imagenet_lt": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.lists_dir={root / 'ImageNet_LT'}", "dataset.num_workers=0"],
-             "places_lt": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.lists_dir={root / 'Places_LT'}", "dataset.num_workers=0"]}
+             "places_lt": [f"dataset.root={root / 'ilsvrc2012'}", f"dataset.lists_dir={root / 'Places_LT'}", "dataset.num_workers=0"],
+             # multi-label data takes a sigmoid-based loss
+             "coco_mlt": [f"dataset.root={root / 'coco'}", f"dataset.lists_dir={root / 'appendix'}", "dataset.num_workers=0", "loss=sigmoid"],
+             "voc_mlt": [f"dataset.root={root / 'VOCdevkit'}", f"dataset.lists_dir={root / 'appendix'}", "dataset.num_workers=0", "loss=sigmoid"],
+             "multilabel_listfile": [f"dataset.root={root / 'mine'}", "dataset.train_list=train.txt", "dataset.val_list=val.txt",
+                                     "dataset.num_workers=0", "loss=sigmoid"],
+             "digits_mlt": ["loss=sigmoid"]}
     if name in ("cifar10_lt", "cifar100_lt"):
         return [f"dataset.root={root}", *small[name]]
     return small.get(name, [])
@@ -83,7 +97,11 @@ def test_every_dataset_config_builds_its_loaders(dataset, fake_roots):
     data = build_data(cfg.dataset, seed=0, device=torch.device("cpu"), batch_size=4, eval_batch_size=4)
     x, y = next(iter(data.train))
     assert x.shape[1:] == (data.in_channels, data.input_size, data.input_size) and x.dtype == torch.float32
-    assert len(data.samples_per_class) == data.num_classes and sum(data.samples_per_class) == data.train.num_samples
+    assert len(data.samples_per_class) == data.num_classes
+    # a multi-label image counts once per label
+    assert (sum(data.samples_per_class) >= data.train.num_samples) if data.multilabel else (
+        sum(data.samples_per_class) == data.train.num_samples)
+    assert (y.shape == (len(x), data.num_classes)) if data.multilabel else (y.shape == (len(x),))
 
 
 @pytest.mark.parametrize("model", GROUP_OPTIONS["model"])

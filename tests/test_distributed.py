@@ -228,8 +228,9 @@ def test_sync_bn_on_cpu_fails_before_training_with_one_line(tmp_path):
     assert proc.returncode != 0
     message = ("error: distributed.sync_bn=true is not allowed on device cpu: torch's SyncBatchNorm runs on "
                "CUDA only; use GPUs or distributed.sync_bn=false (per-process BatchNorm)")
-    # each rank prints it once; the two ranks share stderr, so their lines may interleave: count, not split
-    assert proc.stderr.count("error: ") == proc.stderr.count(message) == 2
+    # each rank prints it once; the two ranks share stderr, so their lines may interleave: count, not split. On a
+    # busy machine torchrun may stop the second rank (the first one failed) before it gets to print
+    assert proc.stderr.count("error: ") == proc.stderr.count(message) in (1, 2)
     # refused before it started: every rank takes its part of the folder Hydra made (.hydra/, its own log) away
     assert not (tmp_path / "demo").exists(), sorted((tmp_path / "demo").rglob("*"))
 

@@ -89,14 +89,22 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         fail(prog, str(e).splitlines()[0])
     name = cfg.get("name")
     from cbl.data.build import ARRAY_DATASETS, _load_arrays, file_splits  # after composing: torch takes a moment
+    from cbl.data.multilabel import MULTILABEL_DATASETS, multilabel_file_splits
 
     try:
-        if name in ARRAY_DATASETS:
+        if name == "digits_mlt":
+            print(f"{name}: built from scikit-learn's digits in memory; no image files to decode")
+            return 0
+        if name in MULTILABEL_DATASETS:
+            splits = multilabel_file_splits(name, cfg)
+            train, test, source, where = splits.train, splits.test, splits.source, splits.extra
+        elif name in ARRAY_DATASETS:
             split, extra, _ = _load_arrays(name, cfg)
             print(f"{name}: {len(split.y_train)} training and {len(split.y_test)} test images read as arrays{extra}; "
                   "no image files to decode")
             return 0
-        train, test, *_ , source, where = file_splits(name, cfg)
+        else:
+            train, test, *_ , source, where = file_splits(name, cfg)
     except (ValueError, FileNotFoundError) as e:
         fail(prog, str(e).splitlines()[0])
     bad = damaged_images(train, workers, f"{name} train") + damaged_images(test, workers, f"{name} eval")

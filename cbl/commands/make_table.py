@@ -13,7 +13,8 @@ class-balanced configuration against softmax and its own loss at beta 0, paired 
 intervals over the test images; selection: the CB best chosen on the whole test set against the one chosen on one half
 and scored on the other (both from the runs' saved predictions, cbl/reporting/comparisons.py); status: what has been
 reproduced so far, on what data (cbl/reporting/status.py); attribution: where the softmax gap to the paper goes (the
-copy at IF 1, bf16 against float32, the seed spread; cbl/reporting/attribution.py).
+copy at IF 1, bf16 against float32, the seed spread; cbl/reporting/attribution.py); multilabel: mAP and the mAP of
+the head / medium / tail classes of multi-label runs, --metric picking the last or the best epoch's (docs/multilabel.md).
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, or the --table name, or --marker).  Failed and incomplete runs
 are left out and listed by folder and status, never with their error text (it would land in the README); `make

@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             # folders that do not exist (yet: outputs/table3 before any Table 3 run) add nothing
             runs = selected_runs(args, missing_ok=True)
             finished, _ = one_vote([r for r in runs if r.status == "finished"])  # as the tables count them
+            if any(r.multilabel for r in finished):  # the figures plot errors and accuracies, not mAP
+                print(f"{prog}: {sum(r.multilabel for r in finished)} multi-label run(s) left out: the figures are "
+                      "single-label (make_table --table multilabel tabulates them)", file=sys.stderr)
+                finished = [r for r in finished if not r.multilabel]
             recipes = sorted({", ".join(r.recipe_differences()) for r in finished})
             if len(recipes) > 1:  # one figure never averages runs of different recipes or data
                 fail(prog, f"the runs under {' '.join(args.runs)} have {len(recipes)} recipes "

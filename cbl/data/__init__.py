@@ -6,7 +6,8 @@ returns a `DataBundle` with train/test loaders (iterables of (x, y) on the devic
 
 Modules: long_tail (n_i = int(n_max * (1/IF)**(i/(C-1))) and the seeded subset), cifar, digits, inaturalist,
 imagenet (sources), image_folder + list_file + custom (your own data, ImageNet-LT / Places-LT), tensor_loader (on-device CIFAR augmentation), torch_loader + transforms (DataLoader path),
-epoch (order, batches and DDP shards as pure functions of (seed, epoch)), build (config -> DataBundle).
+epoch (order, batches and DDP shards as pure functions of (seed, epoch)), build (config -> DataBundle); multi-label
+data (multi-hot targets, COCO-MLT, VOC-MLT, digits-MLT): multilabel, mlt_benchmarks, multilabel_digits.
 """
 
 from cbl.data.arrays import ArraySplit

@@ -23,6 +23,8 @@ Dataset config fields (configs/dataset/<name>.yaml; absent fields take the defau
                       input_size 224 / 320 (Inception-style) or 16, 32, 48, 64, 96, 128 (small-image recipe; transforms.py);
                       imagefolder / listfile: imbalance_factor (null = as it is), n_max, subset_seed;
                       listfile: train_list, val_list; imagenet_lt / places_lt: lists_dir, eval_split (test | val)
+  multi-label (multilabel_listfile, coco_mlt, voc_mlt, digits_mlt; cbl/data/multilabel.py): multi-hot targets,
+                      n_i = positive training images of class i; their keys are listed there
 The training `seed` drives order and augmentation only; `subset_seed` alone picks the long-tailed subset.
 `build_data(..., sampler=)` picks the training order (the `sampler` config group): "instance" (a permutation,
 the paper), "class_balanced" or "sqrt" (class-aware draws with replacement; cbl/data/epoch.py).
@@ -48,6 +50,7 @@ from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
 from cbl.data.epoch import ORDERS, authors_records, check_order, check_sampler
 from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
+from cbl.data.multilabel import MULTILABEL_DATASETS, MULTILABEL_KEYS, multilabel_loaders
 from cbl.data.provenance import DataSource
 from cbl.data.tensor_loader import TensorLoader
 from cbl.data.torch_loader import ArrayDataset, TorchLoader
@@ -57,7 +60,7 @@ from cbl.data.transforms import check_file_input_size, file_image_transform
 
 log = logging.getLogger("cbl.data")
 
-DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012", "digits_lt") + CUSTOM_DATASETS
+DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "inat2017", "inat2018", "ilsvrc2012", "digits_lt") + CUSTOM_DATASETS + MULTILABEL_DATASETS
 ARRAY_DATASETS = ("cifar10_lt", "cifar100_lt", "digits_lt")
 
 _COMMON = {"name", "root", "loader", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
@@ -71,6 +74,7 @@ ALLOWED_KEYS = {
     "inat2018": _COMMON,
     "ilsvrc2012": _COMMON,
     **{name: _COMMON | keys for name, keys in CUSTOM_KEYS.items()},
+    **{name: _COMMON | keys for name, keys in MULTILABEL_KEYS.items()},
 }
 
 
@@ -96,6 +100,7 @@ class DataBundle:
     in_channels: int
     name: str = ""
     source: DataSource | None = None  # where the images came from (cbl/data/provenance.py)
+    multilabel: bool = False  # targets are multi-hot rows [b, C] (cbl/data/multilabel.py), scored by mAP
 
 
 def _as_dict(cfg) -> dict:
@@ -120,12 +125,13 @@ def _choice(cfg: dict, key: str, allowed: tuple, default):
     return value
 
 
-def describe_counts(name: str, counts: list[int], n_test: int, extra: str = "") -> str:
-    """One line: sizes, imbalance and the per-class training counts (all of them up to 100 classes)."""
+def describe_counts(name: str, counts: list[int], n_test: int, extra: str = "", n_train: int | None = None) -> str:
+    """One line: sizes, imbalance and the per-class training counts (all of them up to 100 classes); n_train: the
+    training images when they are not the sum of the counts (multi-label images count once per label)."""
     c = np.asarray(counts)
     shown = c.tolist() if len(c) <= 100 else f"{c[:5].tolist()} ... {c[-5:].tolist()}"
     ratio = f"{c.max() / c.min():.1f}" if c.min() > 0 else "inf"
-    return (f"[data] {name}: {len(c)} classes, {int(c.sum())} train / {n_test} test images{extra}; "
+    return (f"[data] {name}: {len(c)} classes, {int(c.sum()) if n_train is None else n_train} train / {n_test} test images{extra}; "
             f"per-class train counts (max/min = {ratio}, min {c.min()}, median {int(np.median(c))}, max {c.max()}): {shown}")
 
 
@@ -266,7 +272,8 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
                       persistent_workers=_flag(cfg, "persistent_workers", False), prefetch_factor=cfg.get("prefetch_factor"))
     check_sampler(sampler)
     order = check_order(setting(cfg, "order", "shuffled"), sampler, name="dataset.order")
-    make = _array_loaders if name in ARRAY_DATASETS else _file_loaders
+    multilabel = name in MULTILABEL_DATASETS
+    make = multilabel_loaders if multilabel else _array_loaders if name in ARRAY_DATASETS else _file_loaders
     train, test, counts, names, size, channels, extra, source = make(name, cfg, batch_size, eval_batch_size, shared,
                                                                      torch_opts, sampler)
     extra += f", data source {source.id}"
@@ -277,5 +284,6 @@ def build_data(cfg, *, seed: int, device, batch_size: int, eval_batch_size: int,
     if min(counts) < 1:
         log.warning("%s: classes %s have no training images; class-balanced weights need n_i >= 1",
                     name, np.flatnonzero(np.asarray(counts) < 1)[:10].tolist())
-    _announce(describe_counts(name, counts, test.num_samples, extra), rank)
-    return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name, source)
+    _announce(describe_counts(name, counts, test.num_samples, extra, train.num_samples if multilabel else None), rank)
+    return DataBundle(train, test, list(counts), len(names), list(names), int(size), int(channels), name, source,
+                      multilabel)

@@ -89,9 +89,14 @@ def resolve(root: Path, file: str) -> Path:
 
 
 def check_images_exist(images: ImageList, root: Path) -> None:
-    missing = [f for f in images.files if not resolve(root, f).is_file()]
+    check_files_exist(images.path.name, images.files, root)
+
+
+def check_files_exist(listed_in: str, files: list[str], root: Path) -> None:
+    """One line naming the first missing images when any of `files` (relative to root) is not a file."""
+    missing = [f for f in files if not resolve(root, f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{images.path.name} names {len(missing)} image(s) not found under {root} (first: "
+        raise FileNotFoundError(f"{listed_in} names {len(missing)} image(s) not found under {root} (first: "
                                 f"{', '.join(missing[:_SHOWN])}); set dataset.root to the folder the listed paths are relative to")
 
 

@@ -53,7 +53,8 @@ def channel_stats(values, channels: int, name: str) -> Tensor:
 
 
 class TensorLoader:
-    """Iterable of (x float32 [b, C, H, W] normalised, y int64 [b]) on `device`; see the module docstring."""
+    """Iterable of (x float32 [b, C, H, W] normalised, y int64 [b], or float32 [b, K] for multi-hot labels) on
+    `device`; see the module docstring."""
 
     def __init__(
         self,
@@ -84,8 +85,11 @@ class TensorLoader:
         self.device = torch.device(device)
         x = to_nchw_uint8(images)
         y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, Tensor) else labels)
-        if y.dim() != 1 or len(y) != len(x) or y.is_floating_point() or y.dtype == torch.bool:
-            raise ValueError(f"labels must be 1-D integers, one per image ({len(x)}); got dtype {y.dtype}, shape {tuple(y.shape)}")
+        # [N, C] 0/1 rows: several labels per image (cbl/data/multilabel.py), yielded as float32 multi-hot targets
+        multi_hot = y.dim() == 2 and len(y) == len(x) and bool(((y == 0) | (y == 1)).all())
+        if not multi_hot and (y.dim() != 1 or len(y) != len(x) or y.is_floating_point() or y.dtype == torch.bool):
+            raise ValueError(f"labels must be 1-D integers or [N, C] 0/1 rows, one per image ({len(x)}); got dtype "
+                             f"{y.dtype}, shape {tuple(y.shape)}")
         self.num_samples, c, self.height, self.width = x.shape
         self.mean = channel_stats(mean, c, "mean").view(1, c, 1, 1).to(self.device)
         self.std = channel_stats(std, c, "std").view(1, c, 1, 1).to(self.device)
@@ -93,7 +97,7 @@ class TensorLoader:
         # stored padded once (zeros = torchvision's default fill); an eval loader stores the images as they are
         self.images = torch.zeros((len(x), c, self.height + 2 * p, self.width + 2 * p), dtype=torch.uint8, device=self.device)
         self.images[:, :, p : p + self.height, p : p + self.width] = x.to(self.device)
-        self.labels = y.to(device=self.device, dtype=torch.int64)
+        self.labels = y.to(device=self.device, dtype=torch.float32 if multi_hot else torch.int64)
         # sampler (training only): "instance" is a permutation per epoch; see epoch.py for the class-aware ones
         self.sampling = class_aware_sampling(y, sampler) if self.train else None
         # order (training only): "authors_stream" draws epochs from the authors' stream instead (epoch.py)

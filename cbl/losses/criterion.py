@@ -5,7 +5,8 @@ balanced_softmax / logit_adjusted (cbl.losses.logit_adjustment).  The per-class 
 (cbl.losses.weighting): effective_number (the class-balanced w_i = (1 - beta) / (1 - beta**n_i) with `loss.beta`;
 beta = 0: no re-weighting), inverse or inverse_sqrt, all normalised to sum to C.  `loss.drw_epoch` defers
 them (all ones until then; Cao et al. 2019), `loss.reduction` divides the weighted sum by B (the paper) or by
-sum_b w[y_b] (weighted_mean), `loss.gamma` is the focal exponent.  Counts always come from the whole
+sum_b w[y_b] (weighted_mean), `loss.gamma` is the focal exponent, `loss.multilabel_weighting` how the sigmoid / focal
+terms of a multi-hot row are weighted (sample | class, cbl.losses.targets).  Counts always come from the whole
 training set (`samples_per_class`), never from a batch.
 
 Every criterion has `set_epoch(epoch)`; cbl.train calls it before each epoch (only DRW depends on it).
@@ -73,7 +74,8 @@ def build_criterion(loss_cfg: Mapping, samples_per_class: Sequence[int]) -> nn.M
     reduction = loss_cfg.get("reduction", "batch")
     # labels were range-checked once when the data was built, so the per-step check (a host sync) is off
     if name in PAPER_LOSS_NAMES:
-        loss: nn.Module = WeightedLoss(weights, name, float(loss_cfg["gamma"]), validate=False, reduction=reduction)
+        loss: nn.Module = WeightedLoss(weights, name, float(loss_cfg["gamma"]), validate=False, reduction=reduction,
+                                       multilabel_weighting=loss_cfg.get("multilabel_weighting", "sample"))
     elif name == "ldam":
         loss = LDAMLoss(samples_per_class, float(loss_cfg["max_m"]), float(loss_cfg["s"]), weights, reduction, validate=False)
     elif name == "balanced_softmax":

@@ -40,7 +40,7 @@ PAPER_LOSSES = ("softmax", "sigmoid", "focal")
 #: parameters (tau, max_m, s) have no default and are shown whenever recorded
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "weighting": "effective_number", "drw_epoch": None, "reduction": "batch", "sampler": "instance",
-    "tau": None, "s": None, "max_m": None,
+    "tau": None, "s": None, "max_m": None, "multilabel_weighting": "sample",
 }
 class RunsError(Exception):
     """A one-line, user-facing problem with the run directories (missing root, unreadable JSON, ...)."""
@@ -185,6 +185,11 @@ class Run:
             if value != default:
                 parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
         return ", ".join(parts)
+
+    @property
+    def multilabel(self) -> bool:
+        """A run on multi-label data (cbl/data/multilabel.py): it reports mAP, not top-1 error."""
+        return self.metrics.get("task") == "multilabel" or "multilabel_weighting" in self.config
 
     @property
     def precision(self) -> str:

@@ -12,6 +12,7 @@
     selection the CB best chosen on one half of the test set and scored on the other (cbl.reporting.comparisons)
     status    what has been reproduced so far, on what data: one line per setting (cbl.reporting.status)
     attribution  where the softmax gap to the paper goes: the copy (IF 1), bf16, seeds (cbl.reporting.attribution)
+    multilabel   mAP and head / medium / tail mAP of multi-label runs (cbl.reporting.multilabel_table)
 
 Each cell is the mean over seeds, "mean ± std (n=k)" when k > 1 (sample std), "—" when there is no run.
 The paper's numbers come from `cbl.reporting.paper`; Δ = ours − paper.  Every builder returns structured data (tested
@@ -162,8 +163,13 @@ def _group(runs: Iterable[Run], key: Callable[[Run], tuple]) -> dict[tuple, list
 
 
 def _finished(runs: Iterable[Run], metric: str, notes: Notes) -> list[Run]:
-    """The finished runs with a finite `metric`, one per (configuration, seed, subset seed, data source)."""
+    """The finished single-label runs with a finite `metric`, one per (configuration, seed, subset seed, data source)."""
     done = [r for r in runs if r.status == "finished"]
+    multilabel = [r for r in done if r.multilabel]
+    if multilabel:  # they report mAP (cbl/reporting/multilabel_table.py), not the errors these tables compare
+        notes.lines.append(f"{len(multilabel)} multi-label run(s) are not in this table: they report mAP, not top-1 "
+                           "error (see --table multilabel)")
+        done = [r for r in done if not r.multilabel]
     notes.missing_metric(metric, done)
     return one_vote([r for r in done if r.value(metric) is not None], notes)
 
@@ -597,6 +603,7 @@ BUILDERS = {
     "selection": _elsewhere("comparisons", "selection"),  # the CB best chosen on half the test set, scored on the other
     "status": _elsewhere("status", "status"),  # what has been reproduced so far, on what data
     "attribution": _elsewhere("attribution", "attribution"),  # where the softmax gap to the paper goes
+    "multilabel": _elsewhere("multilabel_table", "multilabel"),  # mAP and head / medium / tail mAP of multi-label runs
 }
 
 
@@ -619,8 +626,9 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
                 "precision": "fp32 + bf16 pairs of", "gain": "class-balanced + β = 0 pairs of",
                 "selection": "two or more class-balanced configurations (with saved predictions) of",
-                "status": "", "attribution": "softmax (β = 0) CIFAR runs at IF 100 of"}[kind]
-        raise TableError(f"no finished {what + ' ' if what else ''}runs with a {metric} for table {kind} "
+                "status": "", "attribution": "softmax (β = 0) CIFAR runs at IF 100 of", "multilabel": "multi-label"}[kind]
+        shown = "mAP" if kind == "multilabel" else metric
+        raise TableError(f"no finished {what + ' ' if what else ''}runs with a {shown} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
     parts = [render(rows, metric)] + ([] if kind == "status" else [_describe_runs(used)])  # status: the runs are its rows
     if notes.lines:

@@ -44,6 +44,8 @@ from cbl.training.engine import DivergenceError, autocast
 from cbl.training.faults import maybe_kill
 from cbl.training.perf import compile_options
 from cbl.training.reproducibility import seed_everything
+from cbl.data.multilabel import MULTILABEL_DATASETS
+from cbl.training.multilabel import refuse_multilabel
 from cbl.training.run import (Progress, Setup, on_sigterm, build_on, build_run_data, build_schedule, final_metrics,
                               logit_scale, open_tracker, record_failure, refuse_to_overwrite, resume, resume_identity,
                               save_run_checkpoint, warn_about_schedule, write_predictions)
@@ -115,6 +117,8 @@ def train_bank(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[dict[str, A
     for m in members:
         try:
             cbl_config.check(m.cfg)
+            refuse_multilabel("the model bank (hydra/launcher=bank)", m.cfg.dataset.name,
+                              m.cfg.dataset.name in MULTILABEL_DATASETS)
             if m is members[0]:  # the members of a bank share their schedule: one warning
                 warn_about_schedule(m.cfg)
             m.progress.fields.update(run_fields(m.cfg, num_classes=None))

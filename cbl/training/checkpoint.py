@@ -99,9 +99,13 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike, epoch: in
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int | None:
-    """The evaluated epoch with the lowest top-1 error (the first of ties, as metrics.json's best_epoch), or None."""
+    """The evaluated epoch with the lowest top-1 error, for a multi-label run the highest mAP (the first of ties, as
+    metrics.json's best_epoch), or None."""
     evaluated = [r for r in history if r.get("top1_err") is not None]
-    return min(evaluated, key=lambda r: r["top1_err"])["epoch"] if evaluated else None
+    if evaluated:
+        return min(evaluated, key=lambda r: r["top1_err"])["epoch"]
+    scored = [r for r in history if r.get("map") is not None]
+    return max(scored, key=lambda r: r["map"])["epoch"] if scored else None
 
 
 def verify_checkpoint(path: str | os.PathLike) -> None:

@@ -5,7 +5,9 @@ an interpolation that does not resolve, beta outside [0, 1), gamma < 0, imbalanc
 model / loss / sampler / optimizer names, ResNet-32 (the CIFAR network) on a Table 3 dataset, unknown weighting / reduction, a dataset.order other than shuffled / authors_stream (authors_stream
 only for CIFAR / digits and sampler=instance), drw_epoch outside 1..epochs-1 or with nothing to defer, LDAM
 max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsupported input size, your own
-dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, or a key
+dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, on multi-label data
+(cbl/data/multilabel.py) a loss other than sigmoid / focal or a sampler other than instance, a
+loss.multilabel_weighting other than sample / class (class on single-label data), or a key
 that no config file defines (a typo added with `+key=value`; Hydra itself rejects typos in plain `key=value`
 overrides).
 
@@ -33,9 +35,11 @@ from cbl.data.build import ARRAY_DATASETS
 from cbl.data.custom import CUSTOM_DATASETS
 from cbl.data.epoch import ORDERS, check_order
 from cbl.data.list_file import EVAL_SPLITS, LIST_BENCHMARKS
+from cbl.data.mlt_benchmarks import MLT_BENCHMARKS
+from cbl.data.multilabel import DIGITS_MLT_SIZE, MULTILABEL_DATASETS
 from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
-from cbl.losses import REDUCTIONS, check_beta, check_gamma
-from cbl.losses.criterion import LOSS_NAMES
+from cbl.losses import MULTILABEL_WEIGHTINGS, REDUCTIONS, check_beta, check_gamma
+from cbl.losses.criterion import LOSS_NAMES, method_label
 from cbl.losses.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
@@ -79,6 +83,8 @@ INPUT_SIZES = {
     "inat2017": _LARGE_SCALE_SIZES, "inat2018": _LARGE_SCALE_SIZES, "ilsvrc2012": _LARGE_SCALE_SIZES,
     # your own data (and ImageNet-LT / Places-LT): the small-image recipe's sizes as well (cbl.data.transforms)
     **{name: FILE_INPUT_SIZES for name in CUSTOM_DATASETS},
+    # multi-label (cbl/data/multilabel.py): the digits demo's 16x16 canvases, image files at the file sizes
+    **{name: FILE_INPUT_SIZES for name in MULTILABEL_DATASETS}, "digits_mlt": (DIGITS_MLT_SIZE,),
 }
 class ConfigError(ValueError):
     """A config value or key that is not allowed; the message is one line a user can act on."""
@@ -254,7 +260,7 @@ def check(cfg: DictConfig) -> None:
         _fail("dataset.input_size", ds.get("input_size"), f"{ds.name} supports {' or '.join(map(str, INPUT_SIZES[ds.name]))}")
     if "subset_seed" in ds and (isinstance(ds.subset_seed, bool) or not isinstance(ds.subset_seed, int) or ds.subset_seed < 0):
         _fail("dataset.subset_seed", ds.subset_seed, "must be an integer >= 0")
-    if ds.name in CUSTOM_DATASETS:
+    if ds.name in CUSTOM_DATASETS or ds.name in ("multilabel_listfile", *MLT_BENCHMARKS):
         _check_custom_dataset(ds)
 
     if model.name not in MODEL_NAMES:
@@ -281,6 +287,7 @@ def check(cfg: DictConfig) -> None:
     sampler = cfg.sampler.get("name")
     if sampler not in SAMPLERS:
         _fail("sampler.name", sampler, f"choose one of {', '.join(SAMPLERS)}")
+    _check_multilabel(ds, loss, sampler)
     _check_order(ds, sampler)
 
     if optim.name not in OPTIMIZER_NAMES:
@@ -336,14 +343,36 @@ def _check_order(ds: DictConfig, sampler: str) -> None:
 
 def _check_custom_dataset(ds: DictConfig) -> None:
     """Your own data: the paths it needs are given (the configs leave them null), eval_split is known."""
-    required = ["root"] + (["train_list", "val_list"] if ds.name == "listfile" else []) + (
-        ["lists_dir"] if ds.name in LIST_BENCHMARKS else [])
+    required = ["root"] + (["train_list", "val_list"] if ds.name in ("listfile", "multilabel_listfile") else []) + (
+        ["lists_dir"] if ds.name in LIST_BENCHMARKS or ds.name in MLT_BENCHMARKS else [])
+    docs = "docs/multilabel.md" if ds.name in MULTILABEL_DATASETS else "docs/custom_data.md"
     for key in required:
         if OmegaConf.is_missing(ds, key) or ds.get(key) in (None, ""):
             _fail(f"dataset.{key}", ds.get(key) if not OmegaConf.is_missing(ds, key) else "???",
-                  f"dataset={ds.name} needs dataset.{key}=<path> (docs/custom_data.md)")
+                  f"dataset={ds.name} needs dataset.{key}=<path> ({docs})")
     if ds.name in LIST_BENCHMARKS and ds.get("eval_split", "test") not in EVAL_SPLITS:
         _fail("dataset.eval_split", ds.get("eval_split"), f"choose one of {', '.join(EVAL_SPLITS)}")
+
+
+def _check_multilabel(ds: DictConfig, loss: DictConfig, sampler: str) -> None:
+    """loss.multilabel_weighting, and what multi-label data needs: a sigmoid-based loss, instance sampling."""
+    weighting = loss.get("multilabel_weighting", "sample")
+    if weighting not in MULTILABEL_WEIGHTINGS:
+        _fail("loss.multilabel_weighting", weighting, f"choose one of {', '.join(MULTILABEL_WEIGHTINGS)}")
+    if ds.name not in MULTILABEL_DATASETS:
+        if weighting != "sample":
+            _fail("loss.multilabel_weighting", weighting, f"it weighs the labels of multi-label images; dataset={ds.name} "
+                                                          "has one label per image, weighted w[y] as in the paper: leave it sample")
+        return
+    if loss.name not in ("sigmoid", "focal"):
+        _fail("loss.name", loss.name, f"dataset={ds.name} is multi-label and {loss.name} takes one label per image; "
+                                      "use loss=sigmoid or loss=focal (docs/multilabel.md)")
+    if sampler != "instance":
+        _fail("sampler.name", sampler, f"dataset={ds.name} is multi-label and class-aware sampling draws one image per "
+                                       "class, while a multi-label image has several; use sampler=instance")
+    if weighting == "class" and loss.get("reduction", "batch") != "batch":
+        _fail("loss.reduction", loss.reduction, "multilabel_weighting=class weights classes, not images: there is no "
+                                                "sum of image weights to divide by; use reduction=batch")
 
 
 def _check_weighting(loss: DictConfig, optim: DictConfig) -> None:

@@ -33,10 +33,12 @@ from torch import nn
 from cbl.training import config as cbl_config
 from cbl.evaluation.calibration import probability_of
 from cbl.data import DataBundle, build_data
+from cbl.evaluation.multilabel import GROUPS
 from cbl.losses.criterion import build_criterion, head_type
 from cbl.evaluation.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
 from cbl.training.predictions import BEST, LAST, PredictionCollector, save_predictions
+from cbl.training import multilabel
 from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                                      load_latest_checkpoint, save_checkpoint)
 from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
@@ -165,7 +167,7 @@ def refuse_to_overwrite(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None
     """A finished run's metrics when resume=true; an error when the folder holds a run and resume=false."""
     finished = is_finished(run_dir)
     if finished and cfg.resume:
-        log.info("%s already finished (top-1 error %.2f%%); nothing to do", run_dir, finished["top1_err"])
+        log.info("%s already finished (%s); nothing to do", run_dir, multilabel.headline(finished))
         return finished
     if finished:
         raise cbl_config.ConfigError(
@@ -308,22 +310,15 @@ def open_tracker(cfg: DictConfig, run_dir: Path, fields: dict[str, Any], plain_c
 
 def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list[dict[str, Any]],
                   last_eval: dict[str, Any], fields: dict[str, Any], wall_time: float) -> dict[str, Any]:
-    """metrics.json of a finished run: the last epoch's errors (what the paper reports) and the best."""
-    best = next(r for r in history if r["epoch"] == best_epoch(history))
+    """metrics.json of a finished run: the last epoch's errors (what the paper reports) and the best; for a multi-label
+    run its mAP instead (cbl.training.multilabel)."""
     return {
         "status": "finished",
         "error": None,
-        "top1_err": last_eval["top1_err"],
-        "top5_err": last_eval["top5_err"],
-        "best_top1_err": best["top1_err"],
-        "best_epoch": best["epoch"],
+        **(multilabel.final_results(history, last_eval) if data.multilabel else
+           single_label_results(cfg, data, history, last_eval)),
         "epochs": int(cfg.optim.epochs),
         "epochs_completed": history[-1]["epoch"] if history else 0,
-        "ece": last_eval["ece"],
-        "nll": last_eval["nll"],
-        "probability": probability_of(cfg.loss.name),  # the class probabilities ece and nll score (cbl.evaluation.calibration)
-        "per_class_acc": last_eval["per_class_acc"],
-        "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
         "samples_per_class": list(data.samples_per_class),
         "seed": int(cfg.seed),
         "subset_seed": cfg.dataset.get("subset_seed"),
@@ -334,6 +329,23 @@ def final_metrics(cfg: DictConfig, env: DistEnv, data: DataBundle, history: list
         "finished_at": time.time(),  # seconds since the epoch: of duplicate runs, tables count the newest
         "world_size": env.world_size,
         "run": fields,
+    }
+
+
+def single_label_results(cfg: DictConfig, data: DataBundle, history: list[dict[str, Any]],
+                         last_eval: dict[str, Any]) -> dict[str, Any]:
+    """The errors, calibration and per-class accuracy of a finished single-label run's metrics.json."""
+    best = next(r for r in history if r["epoch"] == best_epoch(history))
+    return {
+        "top1_err": last_eval["top1_err"],
+        "top5_err": last_eval["top5_err"],
+        "best_top1_err": best["top1_err"],
+        "best_epoch": best["epoch"],
+        "ece": last_eval["ece"],
+        "nll": last_eval["nll"],
+        "probability": probability_of(cfg.loss.name),  # the class probabilities ece and nll score (cbl.evaluation.calibration)
+        "per_class_acc": last_eval["per_class_acc"],
+        "shot_acc": shot_accuracy(last_eval["per_class_acc"], data.samples_per_class),
     }
 
 
@@ -387,20 +399,26 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 "epoch": epoch, "lr": stats["lr"], "train_loss": stats["train_loss"], "top1_err": None,
                 "top5_err": None, "ece": None, "nll": None, "seconds": stats["seconds"],
             }
-            if epoch % int(cfg.eval_every) == 0 or epoch == epochs:
+            evaluated = epoch % int(cfg.eval_every) == 0 or epoch == epochs
+            if evaluated:
                 last_eval = run_evaluation(cfg, env, setup, train_model, keep=epoch == epochs or keep_best)
                 record.update(top1_err=last_eval["top1_err"], top5_err=last_eval["top5_err"], ece=last_eval["ece"],
                               nll=last_eval["nll"])
+                if data.multilabel:
+                    record.update(multilabel.epoch_record(last_eval))
             history.append(record)
-            if record["top1_err"] is not None and env.is_main:  # before the checkpoint: a resumed run redoes the epoch
+            if evaluated and env.is_main:  # before the checkpoint: a resumed run redoes the epoch
                 write_predictions(cfg, run_dir, epoch, last_eval, history)
             log.info(
                 "epoch %d/%d | lr %.4g | loss %.4f | top-1 err %s | top-5 err %s | %.1f s",
                 epoch, epochs, record["lr"], record["train_loss"], _pct(record["top1_err"]), _pct(record["top5_err"]),
                 record["seconds"],
             )
+            if evaluated and data.multilabel:
+                log.info("epoch %d/%d | %s | head / medium / tail mAP %s / %s / %s", epoch, epochs,
+                         multilabel.headline({"task": "multilabel", **record}), *(_pct(record[f"map_{g}"]) for g in GROUPS))
             if env.is_main:
-                row = epoch_row(record, last_eval if record["top1_err"] is not None else None)
+                row = epoch_row(record, last_eval if evaluated else None)
                 tracker.keep(row)  # before the checkpoint: a resumed run replays every epoch it holds in full
                 save_run_checkpoint(
                     cfg, run_dir, epoch, model=model, optimizer=setup.optimizer, scheduler=setup.scheduler,
@@ -422,8 +440,12 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             write_json(run_dir / "metrics.json", final)
             tracker.log_final(final)
             tracker.finish(0)
-        log.info("done: top-1 error %.2f%% (best %.2f%% at epoch %d), top-5 error %.2f%% -> %s",
-                 final["top1_err"], final["best_top1_err"], final["best_epoch"], final["top5_err"], run_dir)
+        if data.multilabel:
+            log.info("done: %s (best %.2f%% at epoch %d) -> %s", multilabel.headline(final), final["best_map"],
+                     final["best_epoch"], run_dir)
+        else:
+            log.info("done: top-1 error %.2f%% (best %.2f%% at epoch %d), top-5 error %.2f%% -> %s",
+                     final["top1_err"], final["best_top1_err"], final["best_epoch"], final["top5_err"], run_dir)
         return final
     except BaseException:
         tracker.finish(1)  # the run is marked failed in wandb too; train() writes metrics.json
@@ -438,6 +460,9 @@ def logit_scale(cfg: DictConfig) -> float:
 def run_evaluation(cfg: DictConfig, env: DistEnv, setup: Setup, model: nn.Module, keep: bool) -> dict[str, Any]:
     """The test set's errors, per-class accuracy and calibration; with `keep` (and save_predictions) also its logits
     and labels in test-set order, under "predictions" on rank 0 (cbl.training.predictions)."""
+    if setup.data.multilabel:  # mAP, per-class and group AP; no predictions file (cbl.training.multilabel)
+        return multilabel.evaluate_multilabel(model, setup.data.test, setup.data.samples_per_class, device=env.device,
+                                              amp_dtype=setup.amp_dtype)
     collector = PredictionCollector() if keep and cfg.get("save_predictions", True) else None
     result = evaluate(model, setup.data.test, setup.data.num_classes, device=env.device, amp_dtype=setup.amp_dtype,
                       on_batch=collector, probability=probability_of(cfg.loss.name), logit_scale=logit_scale(cfg))

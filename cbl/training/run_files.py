@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cbl.data.multilabel import MULTILABEL_DATASETS
 from cbl.losses.criterion import method_label
 from cbl.training.checkpoint import atomic_write_text
 
@@ -96,6 +97,9 @@ def run_fields(cfg: DictConfig, num_classes: int | None) -> dict[str, Any]:
         "drw_epoch": cfg.loss.get("drw_epoch"),
         "reduction": cfg.loss.get("reduction", "batch"),
         "sampler": cfg.sampler.name,
+        # multi-label data only (cbl/data/multilabel.py): single-label runs keep the fields (and wandb groups) they had
+        **({"multilabel_weighting": cfg.loss.get("multilabel_weighting", "sample")}
+           if cfg.dataset.name in MULTILABEL_DATASETS else {}),
         **{k: float(cfg.loss[k]) for k in ("tau", "max_m", "s") if k in cfg.loss},
         # the recipe: a run whose recipe differs from the paper's never fills a paper cell (cbl.reporting.runs)
         "epochs": int(cfg.optim.epochs),

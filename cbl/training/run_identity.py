@@ -42,6 +42,7 @@ ADDED_KEYS = {
     "loss.reduction": "batch",
     "sampler.name": "instance",
     "dataset.order": "shuffled",
+    "loss.multilabel_weighting": "sample",
 }
 
 

@@ -17,6 +17,9 @@ What a run logs (step = epoch, so wandb's x axis is the epoch; `epoch` is logged
     at the end        summary: top1_err, top5_err, ece, nll, best_top1_err, best_epoch, shot_acc/*, epochs_completed (what
                       the tables use); a `per_class` table (class, training count, shot group, accuracy) with a
                       bar chart of accuracy per class and a scatter plot of accuracy against the training count
+    multi-label runs  (cbl/training/multilabel.py) every evaluation: map, map_head, map_medium, map_tail and per-class
+                      AP as `class_ap/<index>_<name>` (or `class_ap_hist`) instead of the errors and accuracies; summary:
+                      map, best_map, best_epoch, group_map/{head,medium,tail}, epochs_completed
 Config: every field of cbl.training.run_files.run_fields at top level (dataset, imbalance_factor, model, loss, method, beta,
 gamma, seed, precision, data_source, the settings beyond the paper, the recipe), plus `group`, `sweep` (the
 config's `name`: table2, methods, ...) and `cfg`, the whole resolved config.
@@ -72,6 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from cbl.evaluation.metrics import shot_accuracy, shot_group
+from cbl.training.multilabel import RECORD_KEYS as MULTILABEL_RECORD_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ ROWS_FILE = "cbl-rows.jsonl"
 #: beyond this many classes, per-class accuracy is logged as one histogram per evaluation, not one series per class
 MAX_CLASS_SERIES = 100
 #: summary fields the tables read (cbl/reporting/tables.py), besides shot_acc/*
-SUMMARY_KEYS = ("top1_err", "top5_err", "ece", "nll", "best_top1_err", "best_epoch", "epochs_completed")
+SUMMARY_KEYS = ("top1_err", "top5_err", "ece", "nll", "best_top1_err", "best_epoch", "epochs_completed", "map", "best_map")
 #: run_fields that runs averaged together may differ in
 SEED_KEYS = ("seed",)
 #: wandb's limit on a group name
@@ -134,10 +138,11 @@ def _num(x: Any) -> str:
     return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
-def class_key(index: int, name: str, num_classes: int) -> str:
-    """`class_acc/<index>_<name>`, the index zero-padded so that a dashboard sorts the series by class."""
+def class_key(index: int, name: str, num_classes: int, metric: str = "class_acc") -> str:
+    """`class_acc/<index>_<name>` (`class_ap/...` for a multi-label run's AP), the index zero-padded so that a dashboard
+    sorts the series by class."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "class"
-    return f"class_acc/{index:0{len(str(num_classes - 1))}d}_{safe}"
+    return f"{metric}/{index:0{len(str(num_classes - 1))}d}_{safe}"
 
 
 def epoch_row(record: dict[str, Any], evaluation: dict[str, Any] | None) -> dict[str, Any]:
@@ -145,33 +150,43 @@ def epoch_row(record: dict[str, Any], evaluation: dict[str, Any] | None) -> dict
     epoch's evaluation (None: the epoch was not evaluated)."""
     row = dict(record)
     if evaluation is not None:
-        row["per_class_acc"] = list(evaluation["per_class_acc"])
+        per_class = "per_class_ap" if "per_class_ap" in evaluation else "per_class_acc"  # multi-label runs: AP
+        row[per_class] = list(evaluation[per_class])
     return row
 
 
 def epoch_payload(row: dict[str, Any], classes: Classes | None) -> dict[str, Any]:
     """What wandb gets for an epoch row (see the module docstring)."""
     out: dict[str, Any] = {"epoch": row["epoch"]}
-    for key in ("lr", "train_loss", "top1_err", "top5_err", "ece", "nll", "seconds"):
+    for key in ("lr", "train_loss", "top1_err", "top5_err", "ece", "nll", "seconds", *MULTILABEL_RECORD_KEYS):
         if row.get(key) is not None:
             out[key] = row[key]
+    if row.get("per_class_ap") is not None and classes is not None:
+        out.update(_class_series(row["per_class_ap"], classes, "class_ap"))
     acc = row.get("per_class_acc")
     if acc is None or classes is None or len(acc) != len(classes.counts):
         return out
     out.update({f"shot_acc/{g}": v for g, v in shot_accuracy(acc, classes.counts).items() if v is not None})
-    if len(acc) <= MAX_CLASS_SERIES:
-        out.update({class_key(i, classes.names[i], len(acc)): a for i, a in enumerate(acc) if a is not None})
-    else:
-        import wandb
-
-        out["class_acc_hist"] = wandb.Histogram([a for a in acc if a is not None])
+    out.update(_class_series(acc, classes, "class_acc"))
     return out
+
+
+def _class_series(values: list[float | None], classes: Classes, metric: str) -> dict[str, Any]:
+    """One series per class (`<metric>/<index>_<name>`), or beyond MAX_CLASS_SERIES classes a `<metric>_hist`."""
+    if len(values) != len(classes.counts):
+        return {}
+    if len(values) <= MAX_CLASS_SERIES:
+        return {class_key(i, classes.names[i], len(values), metric): v for i, v in enumerate(values) if v is not None}
+    import wandb
+
+    return {f"{metric}_hist": wandb.Histogram([v for v in values if v is not None])}
 
 
 def final_summary(final: dict[str, Any]) -> dict[str, Any]:
     """The summary fields of a finished run (metrics.json `final`): what the tables use."""
     out = {k: final[k] for k in SUMMARY_KEYS if k in final}
     out.update({f"shot_acc/{g}": v for g, v in (final.get("shot_acc") or {}).items() if v is not None})
+    out.update({f"group_map/{g}": v for g, v in (final.get("group_map") or {}).items() if v is not None})
     return out
 
 
