@@ -89,8 +89,8 @@ def _evidence_prose() -> dict[str, str]:
 
 
 def _quotable_values() -> tuple[set[str], set[str]]:
-    """What the evidence prose may quote with two decimals: as a percentage, a committed run's top-1 error or many /
-    medium shot accuracy or a paper Table 2 number; as points, the difference of two of those."""
+    """What the evidence prose may quote with two decimals: as a percentage, a committed run's top-1 error, many /
+    medium shot accuracy or ECE, or a paper Table 2 number; as points, the difference of two of those."""
     sys.path.insert(0, str(ROOT))
     from cbl.reporting import paper
     from cbl.reporting.runs import find_runs
@@ -100,6 +100,7 @@ def _quotable_values() -> tuple[set[str], set[str]]:
         if run.status == "finished":
             errors.append(run.metrics["top1_err"])
             accuracies += [v for v in (run.metrics.get("shot_acc") or {}).values() if v is not None]
+            accuracies += [run.metrics["ece"]] if run.metrics.get("ece") is not None else []
             rows.add((str(run.dataset).removesuffix("_lt"), run.imbalance_factor))
     for row in paper.table2():
         if (row.dataset, row.imbalance_factor) in rows:

@@ -159,5 +159,10 @@ def test_the_gain_figure_takes_each_if_s_best_cb_run_and_the_paper_s_gains(tmp_p
     rel = cf.reliability_data(runs)[("cifar10_lt", 100)]
     assert set(rel) == {"softmax", "sigmoid", "CB softmax (β=0.9999)", "CB sigmoid (β=0.9999)"}
     assert sum(rel["softmax"]["count"]) == N and rel["softmax"]["probability"] == "softmax"
+    assert rel["softmax"]["only_seeds"] == []
     path = cf.plot_reliability(tmp_path / "r.png", ("cifar10_lt", 100), rel)
     assert path.read_bytes()[:4] == b"\x89PNG"
+    # a seed recorded before predictions were saved: the diagram pools the seeds that saved them and says which
+    write_run(tmp_path / "sm100seed1", top1=35.0, seed=1, imbalance_factor=100)
+    rel = cf.reliability_data(find_runs(tmp_path))[("cifar10_lt", 100)]
+    assert rel["softmax"]["only_seeds"] == [0] and sum(rel["softmax"]["count"]) == N

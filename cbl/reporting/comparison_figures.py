@@ -30,21 +30,23 @@ from cbl.reporting.runs import Run
 # ----------------------------------------------------------------------------- reliability diagrams
 def reliability_data(runs: list[Run]) -> dict[tuple, dict[str, dict]]:
     """(dataset, IF) -> configuration -> the reliability() bins and calibration() of its runs' last-epoch predictions
-    pooled over seeds; configurations with a run that saved none are left out."""
+    pooled over the seeds that saved them ("only_seeds" lists those when some did not); configurations none of whose
+    runs saved predictions are left out."""
     out = {}
     for panel, configs in _by_panel_and_config(runs).items():
         series = {}
         for label, rs in configs.items():
-            files = [r.path / LAST for r in rs]
-            if not all(f.is_file() for f in files):
+            used = [r for r in rs if (r.path / LAST).is_file()]
+            if not used:
                 continue
-            saved = [load_predictions(f) for f in files]
+            saved = [load_predictions(r.path / LAST) for r in used]
             logits = np.concatenate([s["logits"] for s in saved])
             labels = np.concatenate([s["labels"] for s in saved])
             probability, scale = saved[0]["probability"], saved[0]["logit_scale"]
             series[label] = {**reliability(logits, labels, probability, scale),
                              **calibration(logits, labels, probability, scale), "probability": probability,
-                             "seeds": len(rs)}
+                             "seeds": len(used),
+                             "only_seeds": [] if len(used) == len(rs) else sorted(r.seed for r in used)}
         if series:
             out[panel] = series
     return out
@@ -66,7 +68,9 @@ def plot_reliability(out: Path, panel: tuple[str, object], series: dict[str, dic
                lw=0.5, label="gap to the bin's confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"confidence ({s['probability']})", ylabel="accuracy")
-        ax.set_title(f"{label}\nECE {s['ece']:.2f}%, NLL {s['nll']:.3f}", fontsize=8)
+        only = s.get("only_seeds")
+        seeds = f" (seed{'s' if len(only) > 1 else ''} {', '.join(map(str, only))} only)" if only else ""
+        ax.set_title(f"{label}{seeds}\nECE {s['ece']:.2f}%, NLL {s['nll']:.3f}", fontsize=8)
     for ax in list(axes.flat)[len(series):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="upper left")
