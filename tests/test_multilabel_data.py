@@ -63,9 +63,12 @@ def test_list_errors_out_of_range_unlabeled_missing_image_and_untrained_class(tm
     unlabeled = rows + [("i/3.png", "")]
     one_line(ValueError, lambda: multilabel_file_splits("multilabel_listfile", listfile(tmp_path / "c", unlabeled, [("v/0.png", "1")])),
              r"train.txt:4: i/3.png has no labels; .* set dataset.allow_unlabeled=true")
-    cfg = listfile(tmp_path / "d", unlabeled, [("v/0.png", "")], allow_unlabeled=True)
+    cfg = listfile(tmp_path / "d", unlabeled, [("v/0.png", ""), ("v/1.png", "1")], allow_unlabeled=True)
     splits = multilabel_file_splits("multilabel_listfile", cfg)
-    assert splits.train_targets[3].tolist() == [0, 0, 0] and splits.test_targets.tolist() == [[0, 0, 0]]
+    assert splits.train_targets[3].tolist() == [0, 0, 0] and splits.test_targets.tolist() == [[0, 0, 0], [0, 1, 0]]
+    cfg = listfile(tmp_path / "g", unlabeled, [("v/0.png", "")], allow_unlabeled=True)  # no class has a test positive
+    one_line(ValueError, lambda: multilabel_file_splits("multilabel_listfile", cfg),
+             r"val.txt: no test image has a label, so no class has an average precision \(mAP is undefined\)")
     cfg = listfile(tmp_path / "e", rows, [("v/0.png", "1")])
     (tmp_path / "e" / "v" / "0.png").unlink()
     one_line(FileNotFoundError, lambda: multilabel_file_splits("multilabel_listfile", cfg),
@@ -102,6 +105,12 @@ def test_coco_mlt_release_format(tmp_path):
     data = build_data(cfg, **BUILD)
     assert data.samples_per_class == expected["counts"] and data.class_names == expected["names"]
     assert data.source.id.startswith("files:coco_mlt@sha256:")  # not the release's sizes: never "official"
+    # the release's numbers of (train, test) images and classes are recorded as the official split
+    from cbl.data.provenance import list_file_source
+    lists = sorted(p for p in (tmp_path / "appendix").rglob("*") if p.is_file())
+    assert list_file_source("coco_mlt", lists, (1909, 5000, 80)).official
+    assert list_file_source("voc_mlt", lists, (1142, 4952, 20)).official
+    assert not list_file_source("voc_mlt", lists, (1142, 4952, 21)).official
     one_line(ValueError, lambda: multilabel_file_splits("coco_mlt", {**cfg, "allow_unlabeled": False}),
              r"instances_val2017.json: val2017/000000000011.jpg \(1 images in all\) has no labels")
 

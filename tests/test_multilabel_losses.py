@@ -353,6 +353,9 @@ def test_samples_per_class_counts_positives_of_multi_hot_rows():
     rows = (rng.random((200, 6)) < 0.2).astype(np.float32)
     assert samples_per_class(torch.from_numpy(rows), 6).tolist() == ref.multi_hot_counts(rows)
     assert samples_per_class(torch.from_numpy(rows).bool(), 6).tolist() == ref.multi_hot_counts(rows)
+    # integer rows are class indices, as documented, and say so: [[1, 0, 1], [0, 1, 1]] counts 0s and 1s
+    with pytest.warns(UserWarning, match=r"an integer \[N, 3\] tensor of 0 / 1 is counted as class indices"):
+        assert samples_per_class(torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.uint8), 3).tolist() == [2, 4, 0]
 
 
 @pytest.mark.parametrize("labels,num_classes,match", [

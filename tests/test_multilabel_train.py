@@ -153,7 +153,7 @@ def test_make_table_multilabel_on_run_folders(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_make_demo_multilabel_writes_its_table(tmp_path):
-    """`make demo-multilabel`, as the Makefile runs it (about 40 s on 2 CPU cores)."""
+    """`make demo-multilabel`, as the Makefile runs it (six runs of about 10 s each with one thread)."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = f"output_dir={tmp_path}"
     for extra in ([], ["loss.beta=0.999", "loss.multilabel_weighting=class"]):

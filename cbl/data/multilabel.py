@@ -177,6 +177,13 @@ def _required(cfg: dict, name: str, key: str) -> str:
     return str(value)
 
 
+def check_some_class_tested(targets: np.ndarray, where: str) -> None:
+    """Some class has a positive test image: otherwise no class has an average precision and mAP is undefined."""
+    if not np.asarray(targets).any():
+        raise ValueError(f"{where}: no test image has a label, so no class has an average precision (mAP is "
+                         f"undefined); list the labels of the test images")
+
+
 def _allow_unlabeled(cfg: dict) -> bool:
     value = setting(cfg, "allow_unlabeled", False)
     if not isinstance(value, bool):
@@ -219,6 +226,7 @@ def multilabel_file_splits(name: str, cfg: dict, train_transform=None, test_tran
         source = list_file_source(name, files, (len(train.files), len(test.files), len(names)))
         what = f"{MLT_BENCHMARKS[name]['title']} split {train.listed_in}"
     check_every_class_trained(train.targets, train.listed_in)
+    check_some_class_tested(test.targets, test.listed_in)
     root = Path(_required(cfg, name, "root"))
     for split in (train, test):
         check_files_exist(split.listed_in, split.files, root)

@@ -42,6 +42,10 @@ OFFICIAL_SIZES = {
     # commonly reported: if a real copy disagrees, it is labelled by its hash, never wrongly "official"
     "imagenet_lt": (115_846, 50_000, 1000),
     "places_lt": (62_500, 36_500, 365),
+    # (train, test, classes) of the multi-label long-tailed splits of Wu et al., ECCV 2020
+    # (github.com/wutong16/DistributionBalancedLoss): COCO-MLT on COCO val2017, VOC-MLT on VOC 2007 test
+    "coco_mlt": (1_909, 5_000, 80),
+    "voc_mlt": (1_142, 4_952, 20),
 }
 _CHUNK = 1 << 20
 

@@ -42,6 +42,7 @@ Public API: `MULTILABEL_WEIGHTINGS`, `IGNORE_INDEX`, `samples_per_class`, `targe
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 from torch import Tensor
@@ -144,6 +145,8 @@ def samples_per_class(labels, num_classes: int, ignore_index: int = IGNORE_INDEX
     Args:
         labels: integer class indices of any shape ([N] labels, [B, H, W] segmentation masks, ...), positions
             equal to `ignore_index` skipped; or float / bool multi-hot rows [N, num_classes] (positives per class).
+            An integer tensor is always class indices: cast integer 0 / 1 rows (uint8 arrays) with `.bool()` first;
+            an integer [N, num_classes] tensor of 0 / 1 warns that it is being read as indices.
             Count over the whole training set: a batch misses classes, and a zero count has no class-balanced weight.
         num_classes: C.
         ignore_index: the value of unlabelled positions in class indices.
@@ -160,6 +163,11 @@ def samples_per_class(labels, num_classes: int, ignore_index: int = IGNORE_INDEX
                              f"{tuple(t.shape)} (class indices must be an integer tensor)")
         check_multi_hot(t, "multi-hot labels")
         return (t != 0).sum(dim=0).to(device="cpu", dtype=torch.int64)
+    if t.dim() == 2 and t.shape[1] == num_classes > 2 and bool(((t == 0) | (t == 1)).all()):
+        # integer rows of 0 / 1 are read as class indices (a mask), as documented; multi-hot rows are float or bool
+        warnings.warn(f"samples_per_class: an integer [N, {num_classes}] tensor of 0 / 1 is counted as class indices "
+                      f"(a mask), not as multi-hot rows; pass multi-hot rows as float or bool (targets.bool())",
+                      stacklevel=2)
     flat = t.reshape(-1)
     flat = flat[flat != ignore_index]
     bad = (flat < 0) | (flat >= num_classes)
