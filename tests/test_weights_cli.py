@@ -93,7 +93,7 @@ def test_the_table_shows_why_small_beta_weights_every_cifar_class_alike(capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    ([], "one of the arguments --counts --dataset is required"),
+    ([], "one of the arguments --counts --dataset --list is required"),
     (["--counts", "5", "--dataset", "cifar10_lt"], "argument --dataset: not allowed with argument --counts"),
     (["--counts", "5", "0"], r"every class needs a count >= 1 \(a class without samples has no effective number\); "
                              r"class 1 has 0 \(--counts\)"),
@@ -105,6 +105,8 @@ def test_the_table_shows_why_small_beta_weights_every_cifar_class_alike(capsys):
     (["--dataset", "cifar10_lt", "--imbalance-factor", "0.5"], "--imbalance-factor must be a finite number >= 1; got 0.5"),
     (["--dataset", "cifar10_lt", "--imbalance-factor", "nan"], "--imbalance-factor must be a finite number >= 1; got nan"),
     (["--counts", "5", "3", "--imbalance-factor", "10"], "--imbalance-factor applies only with --dataset"),
+    (["--counts", "5", "3", "--num-classes", "2"], "--num-classes applies only with --list"),
+    (["--list", "/nonexistent/train.txt"], "multi-label image list /nonexistent/train.txt not found"),
     (["--dataset", "cifar100_lt", "--imbalance-factor", "1000"], r"class 90 has 0 \(cifar100_lt, imbalance factor 1000\)"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
@@ -116,6 +118,22 @@ def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("cbl-weights: error: ")
     assert re.search(message, lines[0]), lines[0]
+
+
+def test_list_counts_the_images_of_each_label_single_and_multi_label(tmp_path, capsys):
+    single = tmp_path / "single.txt"
+    single.write_text("a.png 0\nb.png 2\nc.png 0\nd.png 1\n")
+    assert cli.list_counts(str(single), None) == [2, 1, 1]
+    multi = tmp_path / "multi.txt"
+    multi.write_text("a.png 0,2\nb.png 2\nc.png 0,1,2\n")
+    assert cli.list_counts(str(multi), 4) == [2, 1, 3, 0]  # a fourth class without images: its count is 0
+    assert cli.main(["--list", str(multi), "--beta", "0.9"]) == 0
+    check_against_reference(capsys.readouterr().out, [2, 1, 3], [0.9])
+    with pytest.raises(SystemExit):
+        cli.main(["--list", str(multi), "--num-classes", "4"])  # the zero count: one line, as for --counts
+    assert "class 3 has 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--num-classes 2 is too small for .*multi.txt: it has label 2"):
+        cli.list_counts(str(multi), 2)
 
 
 def test_python_m_runs_the_command():

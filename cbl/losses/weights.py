@@ -11,9 +11,12 @@ within 1% of it, i.e. beta**n <= 0.01) and the ratio of the largest weight to th
 
     cbl-weights --counts 5000 2997 1796 1077 645 387 232 139 83 50
     cbl-weights --dataset cifar100_lt --imbalance-factor 50 --beta 0.99 0.999
+    cbl-weights --list data/coco_mlt_train.txt --beta 0.9 0.99
 
-`--dataset` takes the long-tailed CIFAR profile of cbl.data.long_tail, n_i = int(n_max * (1/IF)**(i/(C-1))),
-imported only then (cbl.losses itself needs torch alone).  Bad input: one line `cbl-weights: error: ...`, exit 2.
+`--dataset` takes the long-tailed CIFAR profile of cbl.data.long_tail, n_i = int(n_max * (1/IF)**(i/(C-1))).
+`--list` counts an image list, single-label (`<path> <label>`, dataset=listfile) or multi-label (`<path>
+<label>,<label>,...`, dataset=multilabel_listfile: n_i = the images with label i), over `--num-classes` classes
+(default: the largest label + 1).  Both import cbl.data only then (cbl.losses itself needs torch alone).  Bad input: one line `cbl-weights: error: ...`, exit 2.
 """
 
 from __future__ import annotations
@@ -39,6 +42,26 @@ def dataset_counts(name: str, imbalance_factor: float) -> list[int]:
 
     spec = CIFAR_SPECS[name.removesuffix("_lt")]
     return long_tail_counts(spec["n_max"], spec["num_classes"], imbalance_factor)
+
+
+def list_counts(path: str, num_classes: int | None) -> list[int]:
+    """n_i of an image list: the lines whose labels include class i (one label per line in a single-label list)."""
+    from cbl.data.multilabel import read_multilabel_list  # reads `<path> <label>` lines too: one label each
+
+    try:
+        listed = read_multilabel_list(path)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
+    largest = max((max(y) for y in listed.labels if y), default=-1)
+    c = largest + 1 if num_classes is None else num_classes
+    if c < 1 or largest >= c:
+        raise ValueError(f"--num-classes {num_classes} is too small for {path}: it has label {largest}"
+                         if largest >= c else f"{path}: no line has a label, so there are no classes to count")
+    counts = [0] * c
+    for labels in listed.labels:
+        for label in labels:
+            counts[label] += 1
+    return counts
 
 
 def _table(title: str, counts: list[int], betas: list[float], columns: list[list[str]],
@@ -92,6 +115,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--counts", nargs="+", type=int, metavar="N", help="training-set count of each class")
     source.add_argument("--dataset", choices=DATASETS, help="the counts of a long-tailed CIFAR training set")
+    source.add_argument("--list", metavar="FILE", help="the counts of an image list: `<path> <label>` or "
+                        "`<path> <label>,<label>,...` lines (the training list of dataset=listfile / multilabel_listfile)")
+    p.add_argument("--num-classes", type=int, metavar="C", help="classes of --list (default: its largest label + 1)")
     p.add_argument("--imbalance-factor", type=float, metavar="IF",
                    help="n_max / n_min of --dataset (default 100; the paper: 200, 100, 50, 20, 10, 1)")
     p.add_argument("--beta", nargs="+", type=float, default=list(DEFAULT_BETAS), metavar="BETA",
@@ -99,10 +125,14 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = p.parse_args(argv)
     try:
         betas = [check_beta(b) for b in args.beta]
+        if args.imbalance_factor is not None and args.dataset is None:
+            raise ValueError("--imbalance-factor applies only with --dataset (--counts and --list give the counts)")
+        if args.num_classes is not None and args.list is None:
+            raise ValueError("--num-classes applies only with --list")
         if args.counts is not None:
-            if args.imbalance_factor is not None:
-                raise ValueError("--imbalance-factor applies only with --dataset (--counts gives the counts themselves)")
             counts, source = args.counts, "--counts"
+        elif args.list is not None:
+            counts, source = list_counts(args.list, args.num_classes), args.list
         else:
             imbalance_factor = _check_imbalance_factor(100.0 if args.imbalance_factor is None else args.imbalance_factor)
             counts = dataset_counts(args.dataset, imbalance_factor)
