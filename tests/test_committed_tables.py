@@ -120,17 +120,21 @@ def test_the_evidence_prose_quotes_committed_numbers():
 
 
 INTERVAL = re.compile(r"\[−?\d+\.\d{2}, −?\d+\.\d{2}\]")
+MEAN_STD = re.compile(r"(?<![\d.])(\d+\.\d{2}) ± (\d+\.\d{2})")
 
 
-def test_the_intervals_the_evidence_prose_quotes_are_those_of_the_generated_gain_table():
-    """An interval in the prose is one the gain table (made by make_table from the committed predictions) prints."""
+def test_the_intervals_and_seed_spreads_the_evidence_prose_quotes_are_those_of_the_generated_gain_table():
+    """An interval, or a gain's mean ± std over seeds, in the prose is one that the gain table (made by make_table
+    from the committed runs and predictions) prints; a gain is quoted without its sign."""
     evidence = (ROOT / "docs" / "evidence.md").read_text()
     table = evidence[evidence.index("<!-- cbl:evidence-gain:start -->"):evidence.index("<!-- cbl:evidence-gain:end -->")]
-    generated = set(INTERVAL.findall(table))
-    quoted = {where: INTERVAL.findall(text) for where, text in _evidence_prose().items()}
+    generated = set(INTERVAL.findall(table)) | {f"{m[1]} ± {m[2]}" for m in MEAN_STD.finditer(table)}
+    quoted = {where: INTERVAL.findall(text) + [f"{m[1]} ± {m[2]}" for m in MEAN_STD.finditer(text)]
+              for where, text in _evidence_prose().items()}
     assert generated and any(quoted.values())
     wrong = [f"{where}: {i}" for where, found in quoted.items() for i in found if i not in generated]
-    assert not wrong, "intervals in the evidence prose that the generated gain table does not give:\n" + "\n".join(wrong)
+    assert not wrong, ("intervals or seed spreads in the evidence prose that the generated gain table does not "
+                       "give:\n" + "\n".join(wrong))
 
 
 def test_the_evidence_prose_check_catches_a_typed_number():
