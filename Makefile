@@ -95,6 +95,7 @@ evidence-tables: $(STAMP) ## regenerate the lossy-copy evidence (README status, 
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table methods --readme README.md --marker evidence-shots
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy benchmarks/precision_cpu --table attribution --readme README.md --marker evidence-attribution
 	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table gain --readme docs/evidence.md --marker evidence-gain
+	$(PY) scripts/make_table.py --runs benchmarks/evidence_lossy --table selection --where seed=1 --readme docs/evidence.md --marker evidence-selection
 	$(PY) scripts/plot.py --out docs/figures/evidence_lossy --runs benchmarks/evidence_lossy --recipe all --where precision=bf16 --compare
 
 reproduce-cifar: $(STAMP) ## Table 2: the 300-run ResNet-32 grid (resumable), then its table into README.md
