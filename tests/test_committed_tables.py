@@ -123,14 +123,18 @@ INTERVAL = re.compile(r"\[−?\d+\.\d{2}, −?\d+\.\d{2}\]")
 MEAN_STD = re.compile(r"(?<![\d.])(\d+\.\d{2}) ± (\d+\.\d{2})")
 
 
+def _gain_quotes(text: str) -> list[str]:
+    """The intervals and the "mean ± std" values in a text, as the gain table prints them (without a gain's sign)."""
+    return INTERVAL.findall(text) + [f"{m[1]} ± {m[2]}" for m in MEAN_STD.finditer(text)]
+
+
 def test_the_intervals_and_seed_spreads_the_evidence_prose_quotes_are_those_of_the_generated_gain_table():
     """An interval, or a gain's mean ± std over seeds, in the prose is one that the gain table (made by make_table
     from the committed runs and predictions) prints; a gain is quoted without its sign."""
     evidence = (ROOT / "docs" / "evidence.md").read_text()
     table = evidence[evidence.index("<!-- cbl:evidence-gain:start -->"):evidence.index("<!-- cbl:evidence-gain:end -->")]
-    generated = set(INTERVAL.findall(table)) | {f"{m[1]} ± {m[2]}" for m in MEAN_STD.finditer(table)}
-    quoted = {where: INTERVAL.findall(text) + [f"{m[1]} ± {m[2]}" for m in MEAN_STD.finditer(text)]
-              for where, text in _evidence_prose().items()}
+    generated = set(_gain_quotes(table))
+    quoted = {where: _gain_quotes(text) for where, text in _evidence_prose().items()}
     assert generated and any(quoted.values())
     wrong = [f"{where}: {i}" for where, found in quoted.items() for i in found if i not in generated]
     assert not wrong, ("intervals or seed spreads in the evidence prose that the generated gain table does not "

@@ -238,8 +238,9 @@ def render_gain(rows: list[GainResult], metric: str = "top1_err") -> str:
         ]))  # fmt: skip
     lines += ["", "The interval covers the sampling of test images only; the ± std is the spread over seeds (and "
               "long-tailed subsets) of the same comparison: a difference is settled only when it is large against "
-              "both. \"seed 1: ...\" or \"seeds 1, 2: ...\": only those seeds' runs saved test predictions, so the interval "
-              "is that of those seeds' difference (averaged over them), around its own value. No interval: no run pair saved them (cbl-evaluate completes them from a final checkpoint)."]
+              "both. \"seed 1: ...\" or \"seeds 1, 2: ...\": only those seeds' runs saved test predictions, so the "
+              "interval is that of those seeds' difference (averaged over them), around its own value. No interval: "
+              "no run pair saved them (cbl-evaluate completes them from a final checkpoint)."]
     return "\n".join(lines)
 
 
