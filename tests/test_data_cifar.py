@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchvision.datasets.cifar as tv_cifar
+import torchvision.datasets.utils as torchvision_utils
 
-import cbl.data.cifar as cifar
 from cbl.data.cifar import load_cifar_lt, read_cifar_folder, read_cifar_npz
 from cbl.data.long_tail import long_tail_counts
 from tests.data_fakes import write_cifar10, write_cifar100
@@ -104,7 +104,7 @@ def test_failed_download_becomes_file_not_found(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torchvision_utils, "download_and_extract_archive", offline)
     with pytest.raises(FileNotFoundError, match=r"CIFAR-10 not found at .*download failed: URLError") as err:
         load_cifar_lt("cifar10", tmp_path, 100, download=True)
     assert "set dataset.download=true" not in str(err.value)  # it was true: do not suggest it
@@ -117,7 +117,7 @@ def test_download_uses_torchvision_url_and_md5_then_reads(tmp_path, monkeypatch)
         calls.append((url, filename, md5))
         write_cifar10(Path(root), 20, 1)
 
-    monkeypatch.setattr(cifar, "download_and_extract_archive", fake_download)
+    monkeypatch.setattr(torchvision_utils, "download_and_extract_archive", fake_download)
     split = load_cifar_lt("cifar10", tmp_path, 10, download=True, n_max=20)
     assert calls == [(tv_cifar.CIFAR10.url, tv_cifar.CIFAR10.filename, tv_cifar.CIFAR10.tgz_md5)]
     assert len(split.y_test) == 10

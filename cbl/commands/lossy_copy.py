@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from cbl.cli import ArgumentParser, fail
 

@@ -48,7 +48,6 @@ from cbl.data.cifar import CIFAR_SPECS, load_cifar_lt
 from cbl.data.custom import CUSTOM_DATASETS, CUSTOM_KEYS, custom_splits, setting
 from cbl.data.digits import DIGITS_N_MAX, DIGITS_TEST_PER_CLASS, load_digits_lt
 from cbl.data.epoch import ORDERS, authors_records, check_order, check_sampler
-from cbl.data.imagenet import ilsvrc2012_splits
 from cbl.data.inaturalist import inaturalist_splits
 from cbl.data.multilabel import MULTILABEL_DATASETS, MULTILABEL_KEYS, multilabel_loaders
 from cbl.data.provenance import DataSource
@@ -243,6 +242,8 @@ def file_splits(name: str, cfg: dict, train_tf=None, test_tf=None):
         labels = [splits.train_labels, splits.test_labels]
         counts = np.bincount(labels[0], minlength=len(names)).tolist()
     elif name == "ilsvrc2012":
+        from cbl.data.imagenet import ilsvrc2012_splits  # imports torchvision: only when it is used
+
         train_ds, test_ds, counts, source = ilsvrc2012_splits(root, train_tf, test_tf)
         names, labels = list(train_ds.classes), [np.asarray(train_ds.targets), np.asarray(test_ds.targets)]
     else:

@@ -22,8 +22,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import CIFAR10, CIFAR100
-from torchvision.datasets.utils import download_and_extract_archive
 
 from cbl.data.arrays import ArraySplit, check_images, check_labels
 from cbl.data.long_tail import long_tail_counts, long_tail_indices
@@ -32,12 +30,12 @@ from cbl.data.provenance import DataSource, cifar_folder_source, file_digest, np
 
 CIFAR_SPECS = {
     "cifar10": dict(
-        title="CIFAR-10", num_classes=10, n_max=5000, source=CIFAR10, folder="cifar-10-batches-py",
+        title="CIFAR-10", num_classes=10, n_max=5000, source="CIFAR10", folder="cifar-10-batches-py",
         train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"], meta="batches.meta",
         label_key="labels", names_key="label_names",
     ),
     "cifar100": dict(
-        title="CIFAR-100", num_classes=100, n_max=500, source=CIFAR100, folder="cifar-100-python",
+        title="CIFAR-100", num_classes=100, n_max=500, source="CIFAR100", folder="cifar-100-python",
         train=["train"], test=["test"], meta="meta", label_key="fine_labels", names_key="fine_label_names",
     ),
 }
@@ -48,6 +46,14 @@ def _spec(name: str) -> dict:
     if name not in CIFAR_SPECS:
         raise ValueError(f"unknown CIFAR variant {name!r}; choose one of {', '.join(CIFAR_SPECS)}")
     return CIFAR_SPECS[name]
+
+
+def _torchvision_class(spec: dict):
+    """torchvision's dataset class of this variant, for its URL, archive name and md5 sums.  Imported when needed:
+    importing torchvision takes about as long as importing torch, and reading arrays needs neither."""
+    from torchvision import datasets
+
+    return getattr(datasets, spec["source"])
 
 
 def _text(v) -> str:
@@ -87,19 +93,21 @@ def _read_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.nd
 
 def download_cifar(name: str, root: str | os.PathLike) -> None:
     """Fetch and extract the official archive into `root` with torchvision's downloader (md5-checked)."""
-    src = _spec(name)["source"]
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    src = _torchvision_class(_spec(name))
     download_and_extract_archive(src.url, str(root), filename=src.filename, md5=src.tgz_md5)
 
 
 def _missing_message(spec: dict, folder: Path, tried_download: bool) -> str:
-    src = spec["source"]
+    src = _torchvision_class(spec)
     how = "" if tried_download else ", or set dataset.download=true with network access"
     return f"{spec['title']} not found at {folder}; download {src.url} and extract it into {folder.parent}/{how}"
 
 
 def official_md5(name: str) -> dict[str, str]:
     """{file name: md5} of the official python-version archive's files (torchvision's list)."""
-    src = _spec(name)["source"]
+    src = _torchvision_class(_spec(name))
     return {f: md5 for f, md5 in src.train_list + src.test_list} | {src.meta["filename"]: src.meta["md5"]}
 
 

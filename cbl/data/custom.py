@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import Dataset
 
-from cbl.data.image_folder import image_folder_splits
 from cbl.data.list_file import LIST_BENCHMARKS, benchmark_lists, list_splits
 from cbl.data.long_tail import long_tail_subset
 from cbl.data.provenance import DataSource
@@ -65,6 +64,8 @@ def custom_splits(name: str, cfg: dict, train_transform, test_transform) -> File
     """The train / eval datasets of `name` (one of CUSTOM_DATASETS) from its dataset config (a plain dict)."""
     root = _required(cfg, name, "root")
     if name == "imagefolder":
+        from cbl.data.image_folder import image_folder_splits  # imports torchvision: only when it is used
+
         train, test, source = image_folder_splits(root, train_transform, test_transform)
         names = list(train.classes)
         labels = [np.asarray(train.targets, dtype=np.int64), np.asarray(test.targets, dtype=np.int64)]

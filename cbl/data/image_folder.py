@@ -19,11 +19,24 @@ import numpy as np
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from cbl.data.images import CheckedImageFolder
+from cbl.data.images import open_rgb
 from cbl.data.provenance import DataSource, sample_list_source
 
 IMAGE_EXTENSIONS = IMG_EXTENSIONS
 LAYOUT = "expected <root>/train/<class>/<image> and <root>/val/<class>/<image> (docs/custom_data.md)"
+
+
+class CheckedImageFolder(ImageFolder):
+    """torchvision's ImageFolder reading its images with `open_rgb`: a damaged one names itself and its class."""
+
+    def __getitem__(self, index: int):
+        path, target = self.samples[index]
+        sample = open_rgb(path, target, self.classes[target])
+        if self.transform is not None:
+            sample = self.transform(sample)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return sample, target
 
 
 class ClassFolders(CheckedImageFolder):

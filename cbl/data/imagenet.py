@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbl.data.images import CheckedImageFolder
+from cbl.data.image_folder import CheckedImageFolder
 from cbl.data.provenance import sample_list_source
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 
 from PIL import Image
-from torchvision.datasets import ImageFolder
 
 HINT = "replace or remove it (cbl-check-data lists every damaged image of a dataset), then run again with resume=true"
 
@@ -47,16 +46,3 @@ def unwrap_worker_error(error: DamagedImageError) -> DamagedImageError:
         return error
     line = lines[-1]
     return DamagedImageError(line[line.index("damaged image "):])
-
-
-class CheckedImageFolder(ImageFolder):
-    """torchvision's ImageFolder reading its images with `open_rgb`: a damaged one names itself and its class."""
-
-    def __getitem__(self, index: int):
-        path, target = self.samples[index]
-        sample = open_rgb(path, target, self.classes[target])
-        if self.transform is not None:
-            sample = self.transform(sample)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return sample, target

@@ -36,11 +36,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import InterpolationMode, v2
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 from cbl.data.custom import setting
 from cbl.data.images import open_rgb
@@ -137,6 +140,8 @@ def check_labelled(images: LabelledImages, allow_unlabeled: bool) -> None:
 def multilabel_transform(train: bool, input_size: int, mean: Sequence[float] = IMAGENET_MEAN,
                          std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
     """Resize to input_size x input_size (aspect not kept), a random horizontal flip in training, normalise."""
+    from torchvision.transforms import InterpolationMode, v2  # here: cbl/data/transforms.py says why
+
     size = check_file_input_size(input_size)
     steps = [v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True)]
     if train:

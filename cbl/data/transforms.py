@@ -21,10 +21,15 @@ the input size: 224 / 320 Inception-style, the small sizes this one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
+
+# torchvision is imported inside the functions that build transforms: importing it costs about as long as importing
+# torch, and the array datasets (CIFAR, digits) and every refused configuration need none of it
 
 CIFAR_MEAN = (128.0, 128.0, 128.0)  # authors' CIFAR code: x / 128 - 1
 CIFAR_STD = (128.0, 128.0, 128.0)
@@ -38,6 +43,8 @@ FILE_INPUT_SIZES = SMALL_INPUT_SIZES + tuple(EVAL_CROP_PADDING)
 
 
 def _normalise(mean: Sequence[float], std: Sequence[float]) -> list:
+    from torchvision.transforms import v2
+
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=False), v2.Normalize(list(mean), list(std)), v2.ToPureTensor()]
 
 
@@ -51,6 +58,8 @@ def cifar_transform(
     flip: bool = True,
 ) -> v2.Compose:
     """Transform of one uint8 image (CHW tensor, HWC array or PIL); training adds pad-crop (pad > 0) and flip."""
+    from torchvision.transforms import v2
+
     steps = [v2.ToImage()]  # a tv_tensors.Image from here on, so v2 never has to guess what a plain tensor is
     if train and pad > 0:
         steps.append(v2.RandomCrop(size, padding=pad, fill=0, padding_mode="constant"))
@@ -74,6 +83,8 @@ def inception_transform(
     """Transform of one PIL image for iNaturalist / ILSVRC (see the module docstring); the geometric steps
     run on the PIL image (PIL's bicubic resampling, as usual for ImageNet), the rest on the tensor."""
     size = check_input_size(input_size)
+    from torchvision.transforms import InterpolationMode, v2
+
     bicubic = InterpolationMode.BICUBIC
     if train:
         steps = [
@@ -94,6 +105,8 @@ def small_image_transform(
     """Transform of one PIL image of any size to input_size x input_size (see the module docstring)."""
     if isinstance(input_size, bool) or input_size not in SMALL_INPUT_SIZES:
         raise ValueError(f"input_size of the small-image recipe must be one of {', '.join(map(str, SMALL_INPUT_SIZES))}; got {input_size!r}")
+    from torchvision.transforms import InterpolationMode, v2
+
     steps = [v2.Resize(input_size, interpolation=InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(input_size)]
     if train:
         steps += [v2.RandomCrop(input_size, padding=input_size // 8, fill=0, padding_mode="constant"), v2.RandomHorizontalFlip(p=0.5)]

@@ -16,19 +16,19 @@ The networks end in adaptive average pooling, so the same model runs at 224 or 3
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from cbl.models.resnet_cifar import check_positive_int
 
-TORCHVISION_RESNETS: dict[str, Callable[..., tvm.ResNet]] = {
-    "resnet50": tvm.resnet50,
-    "resnet101": tvm.resnet101,
-    "resnet152": tvm.resnet152,
-}
+if TYPE_CHECKING:
+    from torchvision import models as tvm
+
+#: the torchvision constructors (torchvision.models.<name>), looked up when a network is built: importing
+#: torchvision costs about as long as importing torch, and the CIFAR networks need none of it
+TORCHVISION_RESNETS = ("resnet50", "resnet101", "resnet152")
 
 
 def torchvision_resnet(
@@ -48,7 +48,9 @@ def torchvision_resnet(
         raise ValueError(f"zero_init_residual must be true or false; got {zero_init_residual!r}")
     if isinstance(fc_init_std, bool) or not isinstance(fc_init_std, (int, float)) or not fc_init_std > 0:
         raise ValueError(f"fc_init_std must be a positive number; got {fc_init_std!r}")
-    model = TORCHVISION_RESNETS[name](weights=None, num_classes=num_classes, zero_init_residual=zero_init_residual)
+    from torchvision import models as tvm
+
+    model = getattr(tvm, name)(weights=None, num_classes=num_classes, zero_init_residual=zero_init_residual)
     if in_channels != 3:
         # same geometry as torchvision's stem, re-initialised the way torchvision initialises it
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)

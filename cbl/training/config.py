@@ -39,7 +39,7 @@ from cbl.data.mlt_benchmarks import MLT_BENCHMARKS
 from cbl.data.multilabel import DIGITS_MLT_SIZE, MULTILABEL_DATASETS
 from cbl.data.transforms import EVAL_CROP_PADDING, FILE_INPUT_SIZES
 from cbl.losses import MULTILABEL_WEIGHTINGS, REDUCTIONS, check_beta, check_gamma
-from cbl.losses.criterion import LOSS_NAMES, method_label
+from cbl.losses.criterion import LOSS_NAMES
 from cbl.losses.logit_adjustment import check_max_margin, check_scale, check_tau
 from cbl.losses.weighting import WEIGHTINGS
 from cbl.models import MODEL_NAMES, MODEL_OPTIONS
