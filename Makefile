@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # the exact versions behind the README's numbers (pyproject.toml keeps ranges; docs/install.md)
 LOCK   ?= requirements.lock
-# pytest workers: 2 keeps the 2-core CI busy without oversubscribing torch threads
+# pytest workers: 2 keeps the 2-core CI busy without oversubscribing torch threads; --dist worksteal lets an idle
+# worker take queued tests from a busy one, so that a long end-to-end test does not leave the other core idle at the end
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -26,10 +27,10 @@ lock: $(STAMP) ## rewrite requirements.lock from .venv (pip freeze: every instal
 	{ grep '^#' $(LOCK); $(PY) -m pip freeze --exclude-editable; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
 test: $(STAMP) ## run the fast test suite (installs into .venv first)
-	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --durations=15
+	$(PY) -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 
 test-all: $(STAMP) ## run every test, the slow and data-dependent ones too
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # Extra Hydra overrides for the sweeps, e.g. ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=4 seed=0,1,2"
 # or ARGS="hydra/launcher=slurm hydra.launcher.partition=gpu" (docs/scaling_out.md)
