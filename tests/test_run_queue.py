@@ -48,3 +48,14 @@ def test_a_line_hydra_cannot_compose_is_one_error_naming_the_line_and_nothing_tr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("run_queue.py: error: ") and "queue.txt:2: loss=nonesuch" in line
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "kept").exists()
+
+
+def test_the_committed_evidence_queue_composes_and_each_line_names_runs_of_its_own():
+    """benchmarks/evidence_queue.txt (make evidence-queue): every line composes with the evidence sweep, and no two
+    lines name the same run (a duplicated line would be skipped silently as already done)."""
+    from cbl.commands.run_queue import read_queue
+
+    entries = read_queue(ROOT / "benchmarks" / "evidence_queue.txt", ["sweep=evidence_lossy"])
+    names = [name for entry in entries for name in entry.names]
+    assert len(entries) >= 10 and all(len(entry.names) == 1 for entry in entries)
+    assert len(names) == len(set(names)) and all(name.startswith("cifar10_lt-if") for name in names)
