@@ -402,14 +402,23 @@ def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_
     write_run(tmp_path / "fp32-0", seed=0, top1=34.4, precision="fp32", **lossy)
     write_run(tmp_path / "if1", imbalance_factor=1, top1=9.11, precision="bf16", **lossy)
     write_run(tmp_path / "cb", beta=0.9999, top1=30.0, precision="bf16", **lossy)  # not softmax at beta 0: not used
+    write_run(tmp_path / "if200", imbalance_factor=200, top1=41.0, precision="bf16", **lossy)
+    write_run(tmp_path / "if30", imbalance_factor=30, top1=38.0, precision="bf16", **lossy)  # no paper row: left out
     text, used = make_table("attribution", find_runs(tmp_path))
+    assert [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| CIFAR-10 IF")] == \
+        ["CIFAR-10 IF 200", "CIFAR-10 IF 100"]  # largest imbalance first
+    (row200,) = [line for line in text.splitlines() if line.startswith("| CIFAR-10 IF 200")]
+    cells200 = [c.strip() for c in row200.strip("|").split("|")]
+    # the same balanced run in every row; no float32 run at IF 200, so its precision share and the rest stay unknown
+    assert cells200[2:] == ["41.00 in bf16 (34.32)", f"+{41.0 - 34.32:.2f}", f"+{9.11 - 6.61:.2f} (9.11 vs 6.61)", "—",
+                            "—", "—"]
     (row,) = [line for line in text.splitlines() if line.startswith("| CIFAR-10 IF 100")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     offset = statistics.mean(errors.values()) - 29.64
     copy = 9.11 - 6.61
     assert cells[2] == "35.00 ± 1.00 (n=3) in bf16 (29.64)" and cells[3] == f"+{offset:.2f}"
     assert cells[4] == f"+{copy:.2f} (9.11 vs 6.61)" and cells[5] == "+0.60 (n=1)" and cells[6] == "1.00"
-    assert cells[7] == f"+{offset - copy - 0.6:.2f}" and len(used) == 5
+    assert cells[7] == f"+{offset - copy - 0.6:.2f}" and len(used) == 6
     # without the IF 1 run the copy and the rest are unknown, never guessed
     (tmp_path / "if1" / "metrics.json").unlink()
     row = [line for line in make_table("attribution", find_runs(tmp_path))[0].splitlines()

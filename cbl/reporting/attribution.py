@@ -1,15 +1,18 @@
 """Where the gap to the paper goes: the softmax (beta = 0) error of runs that differ from the paper's setting, split
 into what each difference measurably costs, from runs made to isolate it.
 
-For each dataset and data source among the runs (e.g. CIFAR-10 on the JPEG-lossy copy), with the reference
-imbalance factor IF (100, where the evidence runs are) and the paper's Table 2 softmax errors P(IF):
+For each dataset and data source among the runs (e.g. CIFAR-10 on the JPEG-lossy copy), one row per long-tailed
+imbalance factor IF with softmax runs (largest first), against the paper's Table 2 softmax errors P(IF):
 
     offset      mean over seeds of the softmax error at IF in the runs' usual precision, minus P(IF)
     the copy    softmax error at IF 1 (balanced) minus P(1): what the data costs where class balance plays no part
     precision   bf16 minus float32 softmax error at IF, paired by seed (the same seed, init and batches)
     seeds       the sample std of the softmax error at IF over the seeds run (one seed's draw of the noise)
-    the rest    offset - the copy - precision: what neither run explains (the copy's cost may differ at IF 100
+    the rest    offset - the copy - precision: what neither run explains (the copy's cost may differ at IF > 1
                 from IF 1, and the subset of images, the data order and the seeds move the number too)
+
+The copy is the same balanced run in every row of a dataset, so the rows show how the offset, and the rest, grow
+with the imbalance.
 
 A component whose runs are missing is "—", and so is the rest then.  Every number is computed from metrics.json of
 the runs given, so the README's attribution paragraph quotes a generated table, never a typed number.
@@ -24,9 +27,6 @@ from dataclasses import dataclass
 from cbl.reporting import paper
 from cbl.reporting.runs import Run, Stat, summarize
 from cbl.reporting.tables import _CIFAR, DASH, MINUS, Notes, _finished, _group, _row, fmt
-
-REFERENCE_IF = 100
-
 
 @dataclass
 class AttributionRow:
@@ -57,30 +57,41 @@ def build_attribution(runs: list[Run], metric: str = "top1_err", all_rows: bool 
                                      ", ".join(r.recipe_differences("precision", "data", "factors"))))
     for (dataset, data, schedule), rs in groups.items():
         name = dataset.removesuffix("_lt")
-        reference, balanced = paper.table2_row(name, REFERENCE_IF), paper.table2_row(name, 1)
-        if reference is None or schedule:  # only the paper's schedule on CIFAR can be set against Table 2
+        balanced = paper.table2_row(name, 1)
+        if balanced is None or schedule:  # only the paper's schedule on CIFAR can be set against Table 2
             continue
-        at_if = [r for r in rs if r.imbalance_factor == REFERENCE_IF]
-        by_precision = _group(at_if, lambda r: (r.precision,))
-        usual = max(by_precision, key=lambda k: (len(by_precision[k]), k[0] == "bf16"), default=None)
-        if usual is None:
-            continue
-        precision = usual[0]
-        ours = summarize(r.value(metric) for r in by_precision[usual])
-        offset = ours.mean - reference.softmax
-        ones = [r for r in rs if r.imbalance_factor == 1 and r.precision == precision]
-        copy = (summarize(r.value(metric) for r in ones).mean, balanced.softmax) if ones and balanced else None
-        fp32 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("fp32",), [])}
-        bf16 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("bf16",), [])}
-        pairs = [(fp32[s], bf16[s]) for s in sorted(set(fp32) & set(bf16), key=str)]
-        delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
-        spread = ours if ours.n > 1 else None
-        cost_of_precision = delta.mean if delta is not None and precision == "bf16" else 0.0 if precision == "fp32" else None
-        rest = None if copy is None or cost_of_precision is None else offset - (copy[0] - copy[1]) - cost_of_precision
-        rows.append(AttributionRow(dataset, data, precision, REFERENCE_IF, ours, reference.softmax, offset, copy, delta,
-                                   spread, rest))
-        used += by_precision[usual] + ones + [r for pair in pairs for r in pair]
+        for imbalance_factor in sorted({r.imbalance_factor for r in rs if r.imbalance_factor != 1}, reverse=True):
+            reference = paper.table2_row(name, imbalance_factor)
+            if reference is None:  # an imbalance factor the paper did not run
+                continue
+            row, row_runs = _attribution_row(dataset, data, imbalance_factor, reference.softmax, balanced.softmax,
+                                             [r for r in rs if r.imbalance_factor in (1, imbalance_factor)], metric)
+            rows.append(row)
+            used += row_runs
     return rows, notes, list({id(r): r for r in used}.values())
+
+
+def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: float, paper_balanced: float,
+                     rs: list[Run], metric: str) -> tuple[AttributionRow, list[Run]]:
+    """One row: the softmax runs at `imbalance_factor` in their usual precision, the IF 1 runs in it, and the
+    bf16 / float32 pairs at `imbalance_factor`."""
+    at_if = [r for r in rs if r.imbalance_factor == imbalance_factor]
+    by_precision = _group(at_if, lambda r: (r.precision,))
+    usual = max(by_precision, key=lambda k: (len(by_precision[k]), k[0] == "bf16"))
+    precision = usual[0]
+    ours = summarize(r.value(metric) for r in by_precision[usual])
+    offset = ours.mean - paper_error
+    ones = [r for r in rs if r.imbalance_factor == 1 and r.precision == precision]
+    copy = (summarize(r.value(metric) for r in ones).mean, paper_balanced) if ones else None
+    fp32 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("fp32",), [])}
+    bf16 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("bf16",), [])}
+    pairs = [(fp32[s], bf16[s]) for s in sorted(set(fp32) & set(bf16), key=str)]
+    delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
+    spread = ours if ours.n > 1 else None
+    cost_of_precision = delta.mean if delta is not None and precision == "bf16" else 0.0 if precision == "fp32" else None
+    rest = None if copy is None or cost_of_precision is None else offset - (copy[0] - copy[1]) - cost_of_precision
+    row = AttributionRow(dataset, data, precision, imbalance_factor, ours, paper_error, offset, copy, delta, spread, rest)
+    return row, by_precision[usual] + ones + [r for pair in pairs for r in pair]
 
 
 def _signed(x: float | None) -> str:
@@ -90,9 +101,9 @@ def _signed(x: float | None) -> str:
 def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> str:
     head = ["dataset", "data", "softmax error, ours (paper)", "offset", "the copy (IF 1: ours − paper)",
             "bf16 − float32 (paired seeds)", "seed std", "the rest"]
-    lines = ["**Where the softmax gap goes.** Softmax (β = 0) top-1 error (%) at IF "
-             f"{REFERENCE_IF} against the paper's, and what runs made to isolate each difference measure: the copy's "
-             "own cost on balanced data (IF 1), bf16 against float32 for the same seed, and the spread over seeds.",
+    lines = ["**Where the softmax gap goes.** Softmax (β = 0) top-1 error (%) at each imbalance factor run against "
+             "the paper's, and what runs made to isolate each difference measure: the copy's own cost on balanced "
+             "data (IF 1), bf16 against float32 for the same seed, and the spread over seeds.",
              "", _row(head), _row(["---"] * len(head))]
     for r in rows:
         ours = fmt(r.ours.mean) + ("" if r.ours.n == 1 else f" ± {fmt(r.ours.std)} (n={r.ours.n})")
