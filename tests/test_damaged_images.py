@@ -2,7 +2,6 @@
 file and its class, in worker processes and without, records it in metrics.json, and resumes once the file is fixed;
 cbl-check-data lists every damaged image beforehand and exits non-zero; `num_workers: auto` follows the CPUs."""
 
-
 import pytest
 
 from cbl.data.build import MAX_AUTO_WORKERS, worker_count

@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from cbl.cli import ArgumentParser, fail
 
 PROG = "cbl-lossy-copy"

@@ -42,9 +42,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-if TYPE_CHECKING:
-    from torchvision.transforms import v2
-
 from cbl.data.custom import setting
 from cbl.data.images import open_rgb
 from cbl.data.list_file import check_files_exist, resolve
@@ -53,6 +50,9 @@ from cbl.data.multilabel_digits import (DIGITS_MLT_IMBALANCE, DIGITS_MLT_MAX_LAB
                                         DIGITS_MLT_TEST_PER_CLASS, load_digits_mlt)
 from cbl.data.provenance import DataSource, list_file_source
 from cbl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, _normalise, check_file_input_size
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 MULTILABEL_DATASETS = ("multilabel_listfile", "coco_mlt", "voc_mlt", "digits_mlt")
 #: keys each multi-label dataset takes beyond build.py's common ones
