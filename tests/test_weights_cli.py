@@ -11,6 +11,7 @@ import pytest
 
 from cbl.losses import weights as cli
 from tests import reference as ref
+from tests.data_fakes import write_imagefolder, write_inat
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,10 @@ def test_the_table_shows_why_small_beta_weights_every_cifar_class_alike(capsys):
     (["--counts", "5", "3", "--num-classes", "2"], "--num-classes applies only with --list"),
     (["--list", "/nonexistent/train.txt"], "multi-label image list /nonexistent/train.txt not found"),
     (["--dataset", "cifar100_lt", "--imbalance-factor", "1000"], r"class 90 has 0 \(cifar100_lt, imbalance factor 1000\)"),
+    (["--dataset", "inat2018", "--root", "/nonexistent/inat"], "iNaturalist 2018 root folder /nonexistent/inat does not exist"),
+    (["--dataset", "ilsvrc2012", "--root", "/nonexistent/in"], "ILSVRC 2012 train folder not found at /nonexistent/in/train"),
+    (["--dataset", "cifar10_lt", "--root", "/x"], "--root applies only with --dataset inat2017 / inat2018 / ilsvrc2012"),
+    (["--dataset", "inat2017", "--imbalance-factor", "10"], "--imbalance-factor applies only to the CIFAR datasets"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
@@ -134,6 +139,26 @@ def test_list_counts_the_images_of_each_label_single_and_multi_label(tmp_path, c
     assert "class 3 has 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--num-classes 2 is too small for .*multi.txt: it has label 2"):
         cli.list_counts(str(multi), 2)
+
+
+@pytest.mark.parametrize("year", [2017, 2018])
+def test_inaturalist_counts_the_train_annotations_in_sorted_category_id_order(tmp_path, capsys, year):
+    # category ids unsorted and with gaps, as the label space allows: labels follow the sorted ids 2, 5, 9, 40
+    train = {9: 1, 40: 3, 2: 4, 5: 2}
+    write_inat(tmp_path, year, train, {9: 1, 2: 1, 5: 1, 40: 1}, {k: (k, k, k) for k in train})
+    out = run(capsys, "--dataset", f"inat{year}", "--root", str(tmp_path), "--beta", "0.9", "0.999")
+    counts = [train[k] for k in sorted(train)]
+    assert out.startswith(f"inat{year} train split under {tmp_path}: 4 classes, 10 samples")
+    check_against_reference(out, counts, [0.9, 0.999])
+
+
+def test_ilsvrc2012_counts_the_images_of_each_train_class_folder(tmp_path, capsys, monkeypatch):
+    per_class = {"n01440764": 3, "n01443537": 1, "n01484850": 2}
+    write_imagefolder(tmp_path / "ilsvrc2012", "train", per_class, {w: (9, 9, 9) for w in per_class})
+    monkeypatch.setenv("CBL_DATA_DIR", str(tmp_path))  # the default root, as in configs/dataset/ilsvrc2012.yaml
+    out = run(capsys, "--dataset", "ilsvrc2012")
+    assert out.startswith(f"ilsvrc2012 train split under {tmp_path / 'ilsvrc2012'}: 3 classes, 6 samples")
+    check_against_reference(out, [3, 1, 2], DEFAULT_BETAS)
 
 
 def test_python_m_runs_the_command():

@@ -12,8 +12,13 @@ within 1% of it, i.e. beta**n <= 0.01) and the ratio of the largest weight to th
     cbl-weights --counts 5000 2997 1796 1077 645 387 232 139 83 50
     cbl-weights --dataset cifar100_lt --imbalance-factor 50 --beta 0.99 0.999
     cbl-weights --list data/coco_mlt_train.txt --beta 0.9 0.99
+    cbl-weights --dataset inat2018 --root data/inat2018
 
-`--dataset` takes the long-tailed CIFAR profile of cbl.data.long_tail, n_i = int(n_max * (1/IF)**(i/(C-1))).
+`--dataset` cifar10_lt / cifar100_lt takes the long-tailed CIFAR profile of cbl.data.long_tail, n_i = int(n_max *
+(1/IF)**(i/(C-1))); inat2017 / inat2018 / ilsvrc2012 count the train split under `--root` (default: the dataset
+config's, $CBL_DATA_DIR or data, then the name) with the training loaders themselves, so the counts are the ones
+a training run weights by: the train JSON's annotations per category (sorted-id order), or the images per class
+folder of <root>/train.
 `--list` counts an image list, single-label (`<path> <label>`, dataset=listfile) or multi-label (`<path>
 <label>,<label>,...`, dataset=multilabel_listfile: n_i = the images with label i), over `--num-classes` classes
 (default: the largest label + 1).  Both import cbl.data only then (cbl.losses itself needs torch alone).  Bad input: one line `cbl-weights: error: ...`, exit 2.
@@ -22,6 +27,7 @@ within 1% of it, i.e. beta**n <= 0.01) and the ratio of the largest weight to th
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 from cbl.cli import ArgumentParser, fail
@@ -31,6 +37,8 @@ PROG = "cbl-weights"
 DEFAULT_BETAS = (0.0, 0.9, 0.99, 0.999, 0.9999)
 #: --dataset: the long-tailed CIFARs (configs/dataset/), their classes and n_max from cbl.data.cifar.CIFAR_SPECS
 DATASETS = ("cifar10_lt", "cifar100_lt")
+#: --dataset with --root: the paper's large-scale sets (Table 3), counted from their train split on disk
+LARGE_SCALE = ("inat2017", "inat2018", "ilsvrc2012")
 #: a class is "at the cap" when E_n >= (1 - CAP_TOLERANCE) / (1 - beta), i.e. beta**n <= CAP_TOLERANCE
 CAP_TOLERANCE = 0.01
 
@@ -42,6 +50,29 @@ def dataset_counts(name: str, imbalance_factor: float) -> list[int]:
 
     spec = CIFAR_SPECS[name.removesuffix("_lt")]
     return long_tail_counts(spec["n_max"], spec["num_classes"], imbalance_factor)
+
+
+def default_root(name: str) -> str:
+    """The root folder of configs/dataset/<name>.yaml: ${CBL_DATA_DIR:-data}/<name>."""
+    return os.path.join(os.environ.get("CBL_DATA_DIR", "data"), name)
+
+
+def large_scale_counts(name: str, root: str) -> list[int]:
+    """n_i of the train split of iNaturalist 2017/2018 or ILSVRC 2012 under `root`, read by the training loaders."""
+    try:
+        if name == "ilsvrc2012":
+            from cbl.data.imagenet import ilsvrc2012
+
+            train = ilsvrc2012(root, "train")
+            counts = [0] * len(train.classes)
+            for label in train.targets:
+                counts[label] += 1
+            return counts
+        from cbl.data.inaturalist import INaturalist
+
+        return INaturalist(root, name, "train").samples_per_class()
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
 
 
 def list_counts(path: str, num_classes: int | None) -> list[int]:
@@ -114,12 +145,15 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--counts", nargs="+", type=int, metavar="N", help="training-set count of each class")
-    source.add_argument("--dataset", choices=DATASETS, help="the counts of a long-tailed CIFAR training set")
+    source.add_argument("--dataset", choices=DATASETS + LARGE_SCALE,
+                        help="the counts of a long-tailed CIFAR training set, or of a large-scale one's under --root")
     source.add_argument("--list", metavar="FILE", help="the counts of an image list: `<path> <label>` or "
                         "`<path> <label>,<label>,...` lines (the training list of dataset=listfile / multilabel_listfile)")
     p.add_argument("--num-classes", type=int, metavar="C", help="classes of --list (default: its largest label + 1)")
     p.add_argument("--imbalance-factor", type=float, metavar="IF",
-                   help="n_max / n_min of --dataset (default 100; the paper: 200, 100, 50, 20, 10, 1)")
+                   help="n_max / n_min of a CIFAR --dataset (default 100; the paper: 200, 100, 50, 20, 10, 1)")
+    p.add_argument("--root", metavar="DIR", help="the folder of a large-scale --dataset (default: $CBL_DATA_DIR or "
+                   "data, then the dataset's name, as in configs/dataset/)")
     p.add_argument("--beta", nargs="+", type=float, default=list(DEFAULT_BETAS), metavar="BETA",
                    help="the betas, each in [0, 1) (default: %(default)s)")
     args = p.parse_args(argv)
@@ -129,10 +163,18 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             raise ValueError("--imbalance-factor applies only with --dataset (--counts and --list give the counts)")
         if args.num_classes is not None and args.list is None:
             raise ValueError("--num-classes applies only with --list")
+        large_scale = args.dataset in LARGE_SCALE
+        if args.root is not None and not large_scale:
+            raise ValueError(f"--root applies only with --dataset {' / '.join(LARGE_SCALE)} (the others are not read from disk)")
+        if args.imbalance_factor is not None and large_scale:
+            raise ValueError(f"--imbalance-factor applies only to the CIFAR datasets; {args.dataset} is counted as it is on disk")
         if args.counts is not None:
             counts, source = args.counts, "--counts"
         elif args.list is not None:
             counts, source = list_counts(args.list, args.num_classes), args.list
+        elif large_scale:
+            root = args.root if args.root is not None else default_root(args.dataset)
+            counts, source = large_scale_counts(args.dataset, root), f"{args.dataset} train split under {root}"
         else:
             imbalance_factor = _check_imbalance_factor(100.0 if args.imbalance_factor is None else args.imbalance_factor)
             counts = dataset_counts(args.dataset, imbalance_factor)
