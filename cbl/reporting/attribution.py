@@ -5,11 +5,17 @@ For each dataset and data source among the runs (e.g. CIFAR-10 on the JPEG-lossy
 imbalance factor IF with softmax runs (largest first), against the paper's Table 2 softmax errors P(IF):
 
     offset      mean over seeds of the softmax error at IF in the runs' usual precision, minus P(IF)
-    the copy    softmax error at IF 1 (balanced) minus P(1): what the data costs where class balance plays no part
+    the copy    softmax error at IF 1 (balanced), in that same precision, minus P(1): what the data costs where
+                class balance plays no part
     precision   bf16 minus float32 softmax error at IF, paired by seed (the same seed, init and batches)
     seeds       the sample std of the softmax error at IF over the seeds run (one seed's draw of the noise)
-    the rest    offset - the copy - precision: what neither run explains (the copy's cost may differ at IF > 1
-                from IF 1, and the subset of images, the data order and the seeds move the number too)
+    the rest    offset - the copy: what neither explains (the copy's cost may differ at IF > 1 from IF 1, and the
+                subset of images, the data order and the seeds move the number too)
+
+The offset and the copy are measured in the same precision, and the paper's runs in float32, so a cost of bf16
+is inside both (offset = the copy's cost + bf16's + the rest; the copy = the copy's cost + bf16's at IF 1) and
+cancels from the rest as far as it is the same at IF 1 as at IF: subtracting the precision column as well would
+count it twice.  That column says how much of the offset bf16 itself explains, not a further share.
 
 The copy is the same balanced run in every row of a dataset, so the rows show how the offset, and the rest, grow
 with the imbalance.
@@ -88,8 +94,7 @@ def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: flo
     pairs = [(fp32[s], bf16[s]) for s in sorted(set(fp32) & set(bf16), key=str)]
     delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
     spread = ours if ours.n > 1 else None
-    cost_of_precision = delta.mean if delta is not None and precision == "bf16" else 0.0 if precision == "fp32" else None
-    rest = None if copy is None or cost_of_precision is None else offset - (copy[0] - copy[1]) - cost_of_precision
+    rest = None if copy is None else offset - (copy[0] - copy[1])  # both in `precision`: its cost cancels
     row = AttributionRow(dataset, data, precision, imbalance_factor, ours, paper_error, offset, copy, delta, spread, rest)
     return row, by_precision[usual] + ones + [r for pair in pairs for r in pair]
 
@@ -115,7 +120,9 @@ def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> 
             f"{ours} in {r.precision} ({fmt(r.paper_error)})", _signed(r.offset), copy, delta,
             DASH if r.seeds is None else fmt(r.seeds.std), _signed(r.rest),
         ]))  # fmt: skip
-    lines += ["", "the rest = offset − the copy − (bf16 − float32 when the offset's runs are bf16): what these runs do "
-              "not explain; — where a run it needs is missing. The copy's cost is measured on balanced data and may "
-              "differ under imbalance; one seed's value carries a seed std of noise."]
+    lines += ["", "the rest = offset − the copy: what these runs do not explain; — where a run it needs is missing. "
+              "The copy is measured in the offset's precision, so the cost of bf16 (against the paper's float32) is "
+              "inside both and cancels from the rest as far as it is the same on balanced data; the bf16 − float32 "
+              "column is how much of the offset it explains, not a further share. The copy's cost is measured on "
+              "balanced data and may differ under imbalance; one seed's value carries a seed std of noise."]
     return "\n".join(lines)
