@@ -156,4 +156,4 @@ def test_the_evidence_prose_check_catches_a_typed_number():
     typed = f"softmax ends at 35.24% against the paper's 29.64%, {typo} points above"
     assert [m[1] for m in PERCENT.finditer(typed)] == ["35.24", "29.64"] and [m[1] for m in POINTS.finditer(typed)] == [typo]
     assert "35.24" not in percents and "29.64" in percents and "5.59" in points  # 35.23 - 29.64
-    assert "5.20" in points  # the attribution table's IF 100 offset: the three seeds' mean 34.84 - 29.64
+    assert {"6.85", "5.20"} <= _attribution_points() <= points  # the attribution table's offsets at IF 200 and 100
