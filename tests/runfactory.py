@@ -45,6 +45,7 @@ def write_run(
     gamma: float = 0.0,
     method: str | None = None,
     seed: int = 0,
+    subset_seed: int = 0,
     epochs: int | None = None,
     status: str = "finished",
     error: str | None = None,
@@ -80,7 +81,7 @@ def write_run(
         "shot_acc": shots if shots is not None else {"many": 90.0, "medium": 70.0, "few": 40.0},
         "samples_per_class": samples_per_class,
         "seed": seed,
-        "subset_seed": 0,
+        "subset_seed": subset_seed,
         "git_commit": "abc1234",
         "wall_time_s": 12.5,
         "run": {

@@ -89,7 +89,7 @@ def test_seeds_without_predictions_leave_the_interval_to_the_seeds_that_saved_th
     seed1 = 100.0 * (wrong_at(0.30, 21).mean() - wrong_at(0.35, 11).mean())
     assert row.vs_softmax.delta.n == 2 and row.vs_softmax.delta.mean == pytest.approx((30.0 - 36.0 + seed1) / 2)
     expected = paired_bootstrap(wrong_at(0.30, 21), wrong_at(0.35, 11))
-    assert row.vs_softmax.interval == expected and row.vs_softmax.interval_seeds == (1,)
+    assert row.vs_softmax.interval == expected and row.vs_softmax.interval_seeds == ("1",)
     text, _ = make_table("gain", find_runs(tmp_path))
     assert f"seed 1: {seed1:+.2f} [{expected.low:.2f}, {expected.high:.2f}]".replace("-", "−") in text
 

@@ -161,7 +161,7 @@ def test_methods_table_groups_any_runs_and_prints(tmp_path, capsys):
     soft = got["softmax", "softmax", 0.0, None]
     assert soft.top1.mean == statistics.mean([20.0, 22.0]) and soft.top1.std == pytest.approx(statistics.stdev([20.0, 22.0]))
     assert soft.shots["many"].mean == 96.0 and soft.shots["medium"].n == 1 and soft.shots["few"] is None
-    assert soft.seeds == [0, 1]
+    assert soft.seeds == ["0", "1"]
     assert make_table_script.main(["--runs", str(root), "--table", "methods"]) == 0
     out = capsys.readouterr().out
     assert "| digits_lt | 100 | mlp | softmax | softmax | - | - | - | 21.00 ± 1.41 | 2.00 ± 0.00 | 96.00 ± 1.41 | 80.00 (n=1) | — | 2 (0, 1) |" in out
@@ -218,7 +218,7 @@ def test_duplicates_never_change_a_mean_or_n_in_any_table(tmp_path):
         rows, notes, used = build(find_runs(root))
         assert [r.path.name for r in used] == ["y"]
     (row,) = build_methods(find_runs(root))[0]
-    assert row.top1.n == 1 and row.top1.mean == 25.0 and row.seeds == [0]
+    assert row.top1.n == 1 and row.top1.mean == 25.0 and row.seeds == ["0"]
 
 
 def test_all_rows_shows_every_paper_row_and_fills_the_ones_with_runs(tmp_path):
@@ -257,8 +257,10 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     write_run(root / "cb", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, top1=24.0, precision="bf16")
     write_run(root / "long", loss="focal", beta=0.9999, gamma=1.0, method="cb_focal", seed=0, epochs=9, top1=20.0,
               precision="bf16")  # fmt: skip
+    # seed 0 on another long-tailed subset: other images, so it pairs with no float32 run of seed 0
+    write_run(root / "b0-subset1", top1=33.0, seed=0, subset_seed=1, precision="bf16")
     rows, notes, used = build_precision(find_runs(root))
-    assert [(r.method, r.paired_seeds) for r in rows] == [("cb_focal", [0]), ("softmax", [0, 1])]
+    assert [(r.method, r.paired_seeds) for r in rows] == [("cb_focal", ["0"]), ("softmax", ["0", "1"])]
     soft = rows[1]
     deltas = [bf16[s] - fp32[s] for s in (0, 1)]
     assert soft.delta_top1.mean == pytest.approx(statistics.mean(deltas))
@@ -267,7 +269,7 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     assert soft.delta_shots["few"].mean == pytest.approx(statistics.mean([43.0 - 40.0, 43.0 - 41.0]))
     assert soft.delta_shots["many"].mean == 0.0
     assert rows[0].delta_top1.mean == pytest.approx(-1.0) and rows[0].delta_top1.n == 1
-    assert len(used) == 6 and any("2 finished run(s) have no run" in line for line in notes.lines)
+    assert len(used) == 6 and any("3 finished run(s) have no run" in line for line in notes.lines)
     assert make_table_script.main(["--runs", str(root), "--table", "precision"]) == 0
     out = capsys.readouterr().out
     assert "| cifar10_lt | 100 | resnet32 | cb_focal | 0.9999 | 1 | - | 200 | 25.00 | 24.00 | −1.00 | " in out
@@ -275,6 +277,8 @@ def test_precision_table_pairs_runs_by_seed(tmp_path, capsys):
     # bf16 runs are a setting of their own in the methods table, never averaged with float32
     methods, _, _ = build_methods(find_runs(root))
     assert {m.settings for m in methods if m.method == "softmax"} == {"", "precision=bf16"}
+    (bf16_softmax,) = [m for m in methods if m.method == "softmax" and m.settings]
+    assert bf16_softmax.seeds == ["0", "0 on subset 1", "1"]  # a subset other than the default is named
 
 
 def test_precision_table_without_pairs_is_a_one_line_error(tmp_path):

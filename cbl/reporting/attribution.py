@@ -7,7 +7,7 @@ imbalance factor IF with softmax runs (largest first), against the paper's Table
     offset      mean over seeds of the softmax error at IF in the runs' usual precision, minus P(IF)
     the copy    softmax error at IF 1 (balanced), in that same precision, minus P(1): what the data costs where
                 class balance plays no part
-    precision   bf16 minus float32 softmax error at IF, paired by seed (the same seed, init and batches)
+    precision   bf16 minus float32 softmax error at IF, paired by seed and subset (the same init, batches and images)
     seeds       the sample std of the softmax error at IF over the seeds run (one seed's draw of the noise)
     the rest    offset - the copy: what neither explains (the copy's cost may differ at IF > 1 from IF 1, and the
                 subset of images, the data order and the seeds move the number too)
@@ -44,7 +44,7 @@ class AttributionRow:
     paper_error: float
     offset: float | None
     copy: tuple[float, float] | None  # (our IF 1 error, paper's IF 1 error)
-    precision_delta: Stat | None  # bf16 - fp32, paired by seed
+    precision_delta: Stat | None  # bf16 - fp32, paired by seed and subset
     seeds: Stat | None  # the spread of `ours`
     rest: float | None
 
@@ -89,8 +89,8 @@ def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: flo
     offset = ours.mean - paper_error
     ones = [r for r in rs if r.imbalance_factor == 1 and r.precision == precision]
     copy = (summarize(r.value(metric) for r in ones).mean, paper_balanced) if ones else None
-    fp32 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("fp32",), [])}
-    bf16 = {(r.seed, r.metrics.get("subset_seed")): r for r in by_precision.get(("bf16",), [])}
+    fp32 = {r.draw: r for r in by_precision.get(("fp32",), [])}
+    bf16 = {r.draw: r for r in by_precision.get(("bf16",), [])}
     pairs = [(fp32[s], bf16[s]) for s in sorted(set(fp32) & set(bf16), key=str)]
     delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
     spread = ours if ours.n > 1 else None

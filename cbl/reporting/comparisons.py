@@ -32,7 +32,7 @@ import numpy as np
 
 from cbl.training.predictions import BEST, LAST, PredictionsError, load_predictions
 from cbl.reporting import paper
-from cbl.reporting.runs import Run, RunsError, Stat, is_paper_method, summarize
+from cbl.reporting.runs import Run, RunsError, Stat, draw_order, is_paper_method, summarize
 from cbl.reporting.tables import (_CIFAR, DASH, MINUS, METRICS, Notes, _finished, _group, _head, _row, fmt, fmt_config,
                                   fmt_stat, loss_key)
 
@@ -109,10 +109,6 @@ def predictions_of(run: Run, metric: str = "top1_err") -> tuple[np.ndarray, np.n
     return labels, wrong
 
 
-def _seed_key(run: Run) -> tuple:
-    return (run.seed, run.metrics.get("subset_seed"))
-
-
 def _per_image(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(labels, mean over `runs` of their per-image errors), None unless every run saved predictions of one test set."""
     got = [predictions_of(r, metric) for r in runs]
@@ -158,8 +154,8 @@ class GainResult:
 
 def _gain(cb: list[Run], base: list[Run], metric: str) -> Gain | None:
     """Paired by (seed, subset seed): the seeds run in both."""
-    by_seed = {_seed_key(r): r for r in base}
-    pairs = [(r, by_seed[_seed_key(r)]) for r in cb if _seed_key(r) in by_seed]
+    by_seed = {r.draw: r for r in base}
+    pairs = [(r, by_seed[r.draw]) for r in cb if r.draw in by_seed]
     if not pairs:
         return None
     delta = summarize(a.value(metric) - b.value(metric) for a, b in pairs)
@@ -168,14 +164,14 @@ def _gain(cb: list[Run], base: list[Run], metric: str) -> Gain | None:
     if not saved:
         return Gain(delta, None)
     a, b = _per_image([p[0] for p in saved], metric), _per_image([p[1] for p in saved], metric)
-    covers = () if len(saved) == len(pairs) else tuple(sorted(r.seed for r, _ in saved))
+    covers = () if len(saved) == len(pairs) else tuple(r.draw_label for r, _ in sorted(saved, key=lambda p: draw_order(p[0])))
     return Gain(delta, paired_bootstrap(a[1], b[1]), covers)
 
 
 def build_gain(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
                ) -> tuple[list[GainResult], Notes, list[Run]]:  # all_rows: every row is a configuration run here
     """Each class-balanced configuration of the paper's losses (β > 0) against softmax and against its own loss at
-    β = 0, in the same dataset, IF, model and recipe, paired by seed."""
+    β = 0, in the same dataset, IF, model and recipe, paired by seed and subset seed."""
     notes = Notes()
     contexts = _contexts(runs, metric, notes, "the gain table")
     rows, used = [], []

@@ -217,6 +217,18 @@ class Run:
         return self.config.get("seed") if seed is None else seed
 
     @property
+    def draw(self) -> tuple:
+        """(seed, subset seed): what pairs two runs of one comparison (the same initialisation and batches, on the
+        same long-tailed images); runs of different subsets never pair, even at one seed."""
+        return (self.seed, self.metrics.get("subset_seed"))
+
+    @property
+    def draw_label(self) -> str:
+        """The seed, and the long-tailed subset where it is not the default (0): "1", or "0 on subset 2"."""
+        subset = self.metrics.get("subset_seed")
+        return f"{self.seed}" + ("" if subset in (None, 0) else f" on subset {subset}")
+
+    @property
     def identity(self) -> str:
         """Everything recorded about the configuration but the seed, as one string: two finished runs with the same
         identity, seed and subset seed are the same run twice (cbl.reporting.tables counts the newest once)."""
@@ -440,6 +452,11 @@ def find_runs_in(roots: Iterable[str | os.PathLike], missing_ok: bool = False) -
                 seen.add(r.path.resolve())
                 out.append(r)
     return out
+
+
+def draw_order(run: Run) -> tuple:
+    """Runs by seed, then subset seed (the default subset first); a run without a recorded seed last."""
+    return (run.seed is None, 0 if run.seed is None else run.seed, run.metrics.get("subset_seed") or 0)
 
 
 def is_paper_method(run: Run) -> bool:

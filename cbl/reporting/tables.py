@@ -6,8 +6,8 @@
     Table 3   large scale (iNat 2017 / 2018, ILSVRC 2012): top-1 / top-5 per (network, loss, beta, gamma, input).
     methods   any runs grouped by (dataset, IF, model, method, loss, beta, gamma, settings): top-1, top-5,
               many/medium/few; settings lists the options beyond the paper (weighting, DRW, sampler, ...).
-    precision bf16 autocast against float32: runs that differ only in `precision`, paired by seed; the paired
-              difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the seeds present in both.
+    precision bf16 autocast against float32: runs that differ only in `precision`, paired by seed and subset seed
+              s; the paired difference d_s = err_bf16(s) - err_fp32(s), mean ± sample std over the s present in both.
     gain      class-balanced runs against beta = 0, with paired-bootstrap intervals (cbl.reporting.comparisons)
     selection the CB best chosen on one half of the test set and scored on the other (cbl.reporting.comparisons)
     status    what has been reproduced so far, on what data: one line per setting (cbl.reporting.status)
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cbl.reporting import paper
-from cbl.reporting.runs import PAPER_LOSSES, Run, Stat, is_paper_method, summarize
+from cbl.reporting.runs import PAPER_LOSSES, Run, Stat, draw_order, is_paper_method, summarize
 from cbl.reporting.runs import one_vote as runs_one_vote
 
 #: Error metrics a table can report as its top-1 number: the last epoch (what the paper reports) or the best.
@@ -398,7 +398,7 @@ def build_methods(
     rows = []
     for k, rs in _group(done, key).items():
         shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
-        seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
+        seeds = [r.draw_label for r in sorted(rs, key=draw_order)]
         rows.append(MethodsResult(*k, _stat(rs, metric), _stat(rs, "top5_err"), shots, seeds,
                                   {c: _stat(rs, c) for c in ("ece", "nll")}))
     # the paper's configurations (method = loss) first, then the methods beyond it
@@ -478,7 +478,7 @@ class PrecisionResult:
     settings: str  # Run.deviations() but precision: options beyond the paper and recipe differences
     epochs: int | None
     top1: dict[str, Stat | None]  # "fp32" / "bf16" -> error over that precision's seeds
-    delta_top1: Stat | None  # bf16 - fp32, paired by seed
+    delta_top1: Stat | None  # bf16 - fp32, paired by seed and subset seed
     delta_shots: dict[str, Stat | None]  # many / medium / few-shot accuracy, bf16 - fp32, paired by seed
     paired_seeds: list
 
@@ -487,10 +487,10 @@ PRECISIONS = ("fp32", "bf16")
 SHOTS = ("many", "medium", "few")
 
 
-def _by_seed(runs: list[Run]) -> dict:
-    """seed -> run, for the seeds that occur exactly once (a repeated seed cannot be paired)."""
-    seeds = [r.seed for r in runs]
-    return {r.seed: r for r in runs if r.seed is not None and seeds.count(r.seed) == 1}
+def _by_draw(runs: list[Run]) -> dict:
+    """(seed, subset seed) -> run, for those that occur exactly once (a repeated one cannot be paired)."""
+    draws = [r.draw for r in runs]
+    return {r.draw: r for r in runs if r.seed is not None and draws.count(r.draw) == 1}
 
 
 def build_precision(
@@ -507,11 +507,11 @@ def build_precision(
 
     rows, used = [], []
     for k, rs in _group(done, key).items():
-        fp32, bf16 = (_by_seed([r for r in rs if r.precision == p]) for p in PRECISIONS)
-        seeds = sorted(set(fp32) & set(bf16))
-        if not seeds:
+        fp32, bf16 = (_by_draw([r for r in rs if r.precision == p]) for p in PRECISIONS)
+        draws = sorted(set(fp32) & set(bf16), key=lambda d: draw_order(fp32[d]))
+        if not draws:
             continue
-        pairs = [(fp32[s], bf16[s]) for s in seeds]
+        pairs = [(fp32[d], bf16[d]) for d in draws]
         used += [r for pair in pairs for r in pair]
 
         def delta(get: Callable[[Run], float | None]) -> Stat | None:
@@ -519,7 +519,7 @@ def build_precision(
 
         rows.append(PrecisionResult(
             *k, {"fp32": _stat([a for a, _ in pairs], metric), "bf16": _stat([b for _, b in pairs], metric)},
-            delta(lambda r: r.value(metric)), {g: delta(lambda r, g=g: r.shot(g)) for g in SHOTS}, seeds,
+            delta(lambda r: r.value(metric)), {g: delta(lambda r, g=g: r.shot(g)) for g in SHOTS}, [fp32[d].draw_label for d in draws],
         ))  # fmt: skip
     rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.method, m.beta, m.gamma or 0.0,
                              m.settings, m.epochs or 0))  # fmt: skip
