@@ -405,6 +405,9 @@ def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_
         write_run(tmp_path / f"bf16-{seed}", seed=seed, top1=err, precision="bf16", **lossy)
     write_run(tmp_path / "fp32-0", seed=0, top1=34.4, precision="fp32", **lossy)
     write_run(tmp_path / "if1", imbalance_factor=1, top1=9.11, precision="bf16", **lossy)
+    # balanced data on the long-tailed lr factors is not the paper's IF 1 recipe: never the copy
+    write_run(tmp_path / "if1-lt-factors", imbalance_factor=1, top1=7.0, precision="bf16",
+              recipe={"factors": [0.01, 1e-4]}, **lossy)
     write_run(tmp_path / "cb", beta=0.9999, top1=30.0, precision="bf16", **lossy)  # not softmax at beta 0: not used
     write_run(tmp_path / "if200", imbalance_factor=200, top1=41.0, precision="bf16", **lossy)
     write_run(tmp_path / "if30", imbalance_factor=30, top1=38.0, precision="bf16", **lossy)  # no paper row: left out
@@ -430,3 +433,7 @@ def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_
     row = [line for line in make_table("attribution", find_runs(tmp_path))[0].splitlines()
            if line.startswith("| CIFAR-10 IF 100")][0]
     assert [c.strip() for c in row.strip("|").split("|")][4] == "—" and row.rstrip(" |").endswith("—")
+    # runs that can be set against no Table 2 softmax cell: one line that says which runs the table needs
+    with pytest.raises(Exception, match=r"no finished softmax \(β = 0\) CIFAR-LT \(a Table 2 imbalance factor, the "
+                                        r"paper's schedule\) runs with a top1_err for table attribution"):
+        make_table("attribution", find_runs(tmp_path / "if30"))

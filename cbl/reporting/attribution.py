@@ -58,9 +58,10 @@ def build_attribution(runs: list[Run], metric: str = "top1_err", all_rows: bool 
     notes = Notes()
     done = _softmax(_finished(runs, metric, notes))
     rows, used = [], []
-    # the same data and schedule: only precision and IF may differ within a group
+    # the same data, each run on the paper's schedule for its IF (the lr factors of IF 1 are the balanced
+    # scripts'): only precision and IF may differ within a group
     groups = _group(done, lambda r: (str(r.dataset), r.data_source or "not recorded",
-                                     ", ".join(r.recipe_differences("precision", "data", "factors"))))
+                                     ", ".join(r.recipe_differences("precision", "data"))))
     for (dataset, data, schedule), rs in groups.items():
         name = dataset.removesuffix("_lt")
         balanced = paper.table2_row(name, 1)
@@ -122,7 +123,7 @@ def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> 
         ]))  # fmt: skip
     lines += ["", "the rest = offset − the copy: what these runs do not explain; — where a run it needs is missing. "
               "The copy is measured in the offset's precision, so the cost of bf16 (against the paper's float32) is "
-              "inside both and cancels from the rest as far as it is the same on balanced data; the bf16 − float32 "
-              "column is how much of the offset it explains, not a further share. The copy's cost is measured on "
+              "inside both and cancels from the rest as far as it is the same on balanced data; in a bf16 row the "
+              "bf16 − float32 column is how much of the offset bf16 explains, not a further share. The copy's cost is measured on "
               "balanced data and may differ under imbalance; one seed's value carries a seed std of noise."]
     return "\n".join(lines)

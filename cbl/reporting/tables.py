@@ -626,7 +626,7 @@ def make_table(kind: str, runs: list[Run], metric: str = "top1_err", all_rows: b
         what = {"2": "CIFAR-LT paper-method", "3": "iNat / ILSVRC paper-method", "methods": "",
                 "precision": "fp32 + bf16 pairs of", "gain": "class-balanced + β = 0 pairs of",
                 "selection": "two or more class-balanced configurations (with saved predictions) of",
-                "status": "", "attribution": "softmax (β = 0) CIFAR runs at IF 100 of", "multilabel": "multi-label"}[kind]
+                "status": "", "attribution": "softmax (β = 0) CIFAR-LT (a Table 2 imbalance factor, the paper's schedule)", "multilabel": "multi-label"}[kind]
         shown = "mAP" if kind == "multilabel" else metric
         raise TableError(f"no finished {what + ' ' if what else ''}runs with a {shown} for table {kind} "
                          f"({len(runs)} run directories, {bad} failed or incomplete)")  # fmt: skip
