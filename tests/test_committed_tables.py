@@ -109,12 +109,17 @@ def _quotable_values() -> tuple[set[str], set[str]]:
     return {f"{v:.2f}" for v in errors + accuracies}, points | _attribution_points()
 
 
+def _section(doc: str, marker: str) -> str:
+    text = (ROOT / doc).read_text()
+    return text[text.index(f"<!-- cbl:{marker}:start -->"):text.index(f"<!-- cbl:{marker}:end -->")]
+
+
 def _attribution_points() -> set[str]:
-    """The signed shares of the README's attribution table (offset, the copy, bf16 − float32, the rest), which
-    that table's own test pins to the committed runs: the prose may quote them as points, without the sign."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("<!-- cbl:evidence-attribution:start -->"):readme.index("<!-- cbl:evidence-attribution:end -->")]
-    return {m[1] for m in re.finditer(r"[+−](\d+\.\d{2})\b", table)}
+    """The signed numbers of the generated attribution table (offset, the copy, bf16 − float32, the rest) and
+    selection table (the optimism), which test_a_table_from_committed_runs_is_what_its_command_writes pins to the
+    committed runs: the prose may quote them as points, without the sign."""
+    tables = _section("README.md", "evidence-attribution") + _section("docs/evidence.md", "evidence-selection")
+    return {m[1] for m in re.finditer(r"[+−](\d+\.\d{2})\b", tables)}
 
 
 def test_the_evidence_prose_quotes_committed_numbers():
@@ -156,4 +161,5 @@ def test_the_evidence_prose_check_catches_a_typed_number():
     typed = f"softmax ends at 35.24% against the paper's 29.64%, {typo} points above"
     assert [m[1] for m in PERCENT.finditer(typed)] == ["35.24", "29.64"] and [m[1] for m in POINTS.finditer(typed)] == [typo]
     assert "35.24" not in percents and "29.64" in percents and "5.59" in points  # 35.23 - 29.64
-    assert {"6.85", "5.20"} <= _attribution_points() <= points  # the attribution table's offsets at IF 200 and 100
+    # the attribution table's offsets at IF 200 and 100, the selection table's optimism
+    assert {"6.85", "5.20", "0.31"} <= _attribution_points() <= points

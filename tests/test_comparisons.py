@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cbl.training.predictions import LAST, save_predictions
+from cbl.reporting import comparisons
 from cbl.reporting.comparisons import build_gain, build_selection, paired_bootstrap, stratified_halves
 from cbl.reporting.runs import RunsError, find_runs
 from cbl.reporting.tables import make_table
@@ -102,7 +103,8 @@ def test_a_predictions_file_that_is_not_the_run_s_is_refused(tmp_path):
         build_gain(find_runs(tmp_path))
 
 
-def test_selection_scores_each_half_with_the_choice_made_on_the_other(tmp_path):
+def test_selection_scores_each_half_with_the_choice_made_on_the_other(tmp_path, monkeypatch):
+    monkeypatch.setattr(comparisons, "SPLITS", 1)  # one split (seed 0), whose halves the configurations are built on
     half = stratified_halves(LABELS)
     # configuration x is better on half A, y on half B, z worse everywhere: the test set picks x (lower overall),
     # the folds pick x on A (scored on B, where it is bad) and y on B (scored on A, where y is bad)
@@ -118,10 +120,33 @@ def test_selection_scores_each_half_with_the_choice_made_on_the_other(tmp_path):
     rate = {k: 100.0 * v.mean() for k, v in {"x": x, "y": y}.items()}
     assert row.candidates == 3 and len(used) == 3
     assert row.test_choice == ("softmax", None, 0.9999) and row.test_error == pytest.approx(min(rate.values()))
-    assert row.fold_choices == (("softmax", None, 0.9999), ("sigmoid", None, 0.9999))
+    assert row.choice_shares == {("sigmoid", None, 0.9999): 0.5, ("softmax", None, 0.9999): 0.5}  # y on B, x on A
     honest = 100.0 * np.where(half, y, x).mean()  # half A scored by y (chosen on B), half B by x (chosen on A)
-    assert row.honest_error == pytest.approx(honest) and row.honest_error > row.test_error
+    assert row.honest_error.mean == pytest.approx(honest) and row.honest_error.mean > row.test_error
     assert "optimism" in make_table("selection", find_runs(tmp_path))[0]
+
+
+def test_selection_averages_the_honest_error_over_many_splits(tmp_path):
+    # three configurations a few images apart: which one a half prefers changes from split to split
+    rates = {("softmax", None, 0.9999): (0.300, 31), ("sigmoid", None, 0.9999): (0.302, 32),
+             ("focal", 1.0, 0.9999): (0.305, 33)}
+    wrong = {k: wrong_at(rate, seed) for k, (rate, seed) in rates.items()}
+    for (loss, gamma, beta), w in wrong.items():
+        with_predictions(tmp_path / loss, w, loss=loss, beta=beta, gamma=gamma or 0.0)
+    (row,) = build_selection(find_runs(tmp_path))[0]
+    # the reference: every split by its own loop, each half scored by the lowest-error choice of the other half
+    honest, chosen = [], []
+    for split in range(100):
+        half = stratified_halves(LABELS, split)
+        pick = {side: min(sorted(wrong, key=str), key=lambda k: wrong[k][mask].mean())
+                for side, mask in (("a", half), ("b", ~half))}
+        honest.append(100.0 * np.concatenate([wrong[pick["b"]][half], wrong[pick["a"]][~half]]).mean())
+        chosen += [pick["a"], pick["b"]]
+    assert row.honest_error.n == 100 and row.honest_error.mean == pytest.approx(np.mean(honest))
+    assert row.honest_error.std == pytest.approx(np.std(honest, ddof=1))
+    assert row.choice_shares == {k: chosen.count(k) / 200 for k in set(chosen)} and len(row.choice_shares) > 1
+    text = make_table("selection", find_runs(tmp_path))[0]
+    assert f"{np.mean(honest):.2f} ± {np.std(honest, ddof=1):.2f}" in text and "chosen on a half (of 200)" in text
 
 
 def test_both_tables_from_a_real_sweep_through_make_table(tmp_path):

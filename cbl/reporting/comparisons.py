@@ -11,12 +11,15 @@ means over the paired seeds, so the interval is that of the seed-averaged differ
 
 Honest selection.  Long-tailed CIFAR has no validation split, so the paper's "CB best" (the lowest error over the
 class-balanced configurations) is chosen and reported on the same test images, which favours it.  Here the test set
-is split once into two halves, stratified by class (a seeded shuffle within each class; the first half of each
-class's images, rounded down, form half A).  Fold A chooses the configuration with the lowest error on half A and
-reports its error on half B; fold B the reverse.  The honest error is the two reports together, i.e. every test image
-scored once by a configuration chosen without it; optimism = honest error - test-selected error, by how much
-choosing on the test set flatters the CB best (it can come out negative by chance).  Each half has N/2 images, so a choice is noisier than one on N: with
-few candidates, or candidates within the noise of each other, the two folds may choose differently.
+is split into two halves, stratified by class (a seeded shuffle within each class; the first half of each class's
+images, rounded down, form half A).  Fold A chooses the configuration with the lowest error on half A and reports
+its error on half B; fold B the reverse.  A split's honest error is the two reports together, i.e. every test image
+scored once by a configuration chosen without it.  One split is one draw: which half an image falls in moves the
+choices and the honest error, so it is averaged over SPLITS = 100 splits (seeds 0..99), and the table gives that
+mean, its std over the splits (how much a single split could have said otherwise) and how often each configuration
+was chosen on a half.  Optimism = mean honest error - test-selected error, by how much choosing on the test set
+flatters the CB best (it can come out negative by chance).  Each half has N/2 images, so a choice is noisier than
+one on N: with candidates within the noise of each other, the halves choose differently from split to split.
 
 Public API: `paired_bootstrap`, `stratified_halves`, `build_gain`, `render_gain`, `build_selection`,
 `render_selection`, `predictions_of`.
@@ -39,7 +42,8 @@ from cbl.reporting.tables import (_CIFAR, DASH, MINUS, METRICS, Notes, _finished
 RESAMPLES = 2000
 LEVEL = 0.95
 BOOTSTRAP_SEED = 0
-SPLIT_SEED = 0
+#: honest selection: the stratified two-way splits averaged over, split seeds 0 .. SPLITS - 1
+SPLITS = 100
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def paired_bootstrap(wrong_a, wrong_b, resamples: int = RESAMPLES, seed: int = B
     return Interval(100.0 * float(d.mean()), float(low), float(high))
 
 
-def stratified_halves(labels, seed: int = SPLIT_SEED) -> np.ndarray:
+def stratified_halves(labels, seed: int = 0) -> np.ndarray:
     """bool [N]: True for half A: within each class, a seeded shuffle of its images, the first floor(n_c / 2)."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -249,8 +253,8 @@ class SelectionResult:
     candidates: int
     test_choice: tuple  # (loss, gamma, beta) chosen on the whole test set
     test_error: float  # its error on the whole test set: the "CB best" of Table 2
-    fold_choices: tuple[tuple, tuple]  # chosen on half A, chosen on half B
-    honest_error: float  # every image scored by the configuration chosen on the other half
+    choice_shares: dict[tuple, float]  # configuration -> its share of the 2 x SPLITS choices made on a half
+    honest_error: Stat  # over the splits: every image scored by the configuration chosen on the other half
     images: int
 
 
@@ -280,41 +284,47 @@ def build_selection(runs: list[Run], metric: str = "top1_err", all_rows: bool = 
             labels, errors[key] = got[0], got[1]
         if len(errors) < 2:
             continue
-        half_a = stratified_halves(labels)
         keys = sorted(errors, key=str)
 
         def best(mask: np.ndarray) -> tuple:  # the lowest error on the masked images (ties: the first in key order)
             return min(keys, key=lambda k: errors[k][mask].mean())
 
-        full = np.ones(len(labels), dtype=bool)
-        test_choice, choice_a, choice_b = best(full), best(half_a), best(~half_a)
-        honest = np.where(half_a, errors[choice_b], errors[choice_a])  # each image: the choice made without it
+        test_choice = best(np.ones(len(labels), dtype=bool))
+        honest, chosen = [], []
+        for split in range(SPLITS):
+            half_a = stratified_halves(labels, split)
+            choice_a, choice_b = best(half_a), best(~half_a)
+            # each image scored by the choice made without it
+            honest.append(100.0 * np.where(half_a, errors[choice_b], errors[choice_a]).mean())
+            chosen += [choice_a, choice_b]
+        shares = {k: chosen.count(k) / len(chosen) for k in sorted(set(chosen), key=lambda k: (-chosen.count(k), str(k)))}
         rows.append(SelectionResult(dataset, imb, recipe, len(errors), test_choice, 100.0 * errors[test_choice].mean(),
-                                    (choice_a, choice_b), 100.0 * honest.mean(), len(labels)))
+                                    shares, summarize(honest), len(labels)))
         used += [r for k in errors for r in configs[k]]
     rows.sort(key=lambda s: (s.recipe, s.dataset, -(s.imbalance_factor or 0)))
     return rows, notes, used
 
 
 def render_selection(rows: list[SelectionResult], metric: str = "top1_err") -> str:
-    head = ["dataset", "IF", "recipe", "candidates", "CB best on the test set", "its error", "chosen on half A / B",
-            "honest error", "optimism"]  # fmt: skip
+    head = ["dataset", "IF", "recipe", "candidates", "CB best on the test set", "its error",
+            f"chosen on a half (of {2 * SPLITS})", "honest error", "optimism"]  # fmt: skip
     lines = _head(
         f"**CB best, chosen honestly.** Top-1 error (%) at the {METRICS[metric]} of the class-balanced configuration "
         "chosen on the whole test set (as the paper's CB best) and of the one chosen on one half of the test set and "
-        f"scored on the other (both ways; halves stratified by class, seed {SPLIT_SEED}); optimism = honest − "
-        "test-selected error: how much choosing on the test set flatters the CB best.",
+        f"scored on the other (both ways; halves stratified by class), mean ± std over {SPLITS} such splits; "
+        "optimism = honest − test-selected error: how much choosing on the test set flatters the CB best.",
         head,
     )
     for s in rows:
-        a, b = s.fold_choices
-        folds = _config_label(a) if a == b else f"{_config_label(a)} / {_config_label(b)}"
+        shares = "; ".join(f"{_config_label(k)} ({share:.0%})" for k, share in s.choice_shares.items())
         lines.append(_row([
             _CIFAR.get(s.dataset.removesuffix("_lt"), s.dataset), str(s.imbalance_factor if s.imbalance_factor is not None else DASH),
-            _recipe_label(s.dataset, s.recipe), str(s.candidates), _config_label(s.test_choice), fmt(s.test_error), folds,
-            fmt(s.honest_error), fmt_diff(s.honest_error - s.test_error),
+            _recipe_label(s.dataset, s.recipe), str(s.candidates), _config_label(s.test_choice), fmt(s.test_error), shares,
+            f"{fmt(s.honest_error.mean)} ± {fmt(s.honest_error.std)}", fmt_diff(s.honest_error.mean - s.test_error),
         ]))  # fmt: skip
     lines += ["", "A configuration's error is the mean over its seeds. Each half holds half the test images of every "
               "class, so a choice made on it is noisier than one made on the whole set; with candidates within the "
-              "noise of each other the two halves may choose differently, and the honest error then mixes both."]
+              "noise of each other the halves choose differently from split to split (the shares), and the honest "
+              "error mixes their choices. The ± is the spread over splits: how far one split's answer can fall from "
+              "the mean."]
     return "\n".join(lines)
