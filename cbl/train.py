@@ -101,7 +101,15 @@ def cli() -> None:
             return
         except HydraException:
             pass  # an override that does not compose: Hydra's main() below says so, as for any command
-    main()
+    try:
+        main()
+    except BaseException as e:  # a sweep stopped from outside: its job recorded the run as interrupted
+        stopped = stop_status(e)
+        if stopped is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"stopped: {e or 'interrupted (Ctrl-C)'}; the sweep's other jobs did not run (resume=true runs them)",
+              file=sys.stderr)
+        sys.exit(stopped)
     sys.exit(last_sweep_status() or 0)
 
 

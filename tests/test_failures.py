@@ -51,3 +51,22 @@ def test_a_single_run_stopped_by_sigterm_says_so_in_one_line_and_resumes(tmp_pat
     resumed = run_cli([*args, "resume=true"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert read_metrics(run_dir)["status"] == "finished" and read_metrics(run_dir)["epochs_completed"] == 2
+
+
+def test_a_sweep_stopped_by_sigterm_ends_there_with_one_line(tmp_path):
+    """SIGTERM in a sweep's first job stops the sweep (exit 143), not only that job: the job is kept as interrupted,
+    the next one never starts, and resume=true runs both."""
+    from tests.train_utils import demo_overrides, read_metrics, run_cli
+
+    args = ["-m", *demo_overrides(epochs=2), "seed=0,1", f"output_dir={tmp_path / 'out'}"]
+    stopped = run_cli(args, cwd=tmp_path, env={"CBL_KILL_AT": "epoch:1:TERM"})
+    assert stopped.returncode == 143, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; the last checkpoint is kept, run again with "
+                                               "resume=true; the sweep's other jobs did not run (resume=true runs them)")
+    runs = [d for d in (tmp_path / "out").glob("*/*") if (d / "metrics.json").is_file()]
+    assert len(runs) == 1 and read_metrics(runs[0])["status"] == "interrupted"
+    resumed = run_cli([*args, "resume=true"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = [d for d in (tmp_path / "out").glob("*/*") if (d / "metrics.json").is_file()]
+    assert len(runs) == 2 and all(read_metrics(d)["status"] == "finished" for d in runs)

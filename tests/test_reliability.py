@@ -13,7 +13,7 @@ from cbl.training import config as cbl_config
 from cbl.data.cifar import read_cifar_npz
 from cbl.reporting.runs import find_runs
 from cbl.training.checkpoint import list_checkpoints
-from cbl.training.run import train
+from cbl.training.run import Preempted, train
 from tests.train_utils import (QUIET, ROOT, compose_cfg, demo_overrides, read_history, read_metrics, run_cli,
                                tiny_cifar_overrides)
 
@@ -141,7 +141,7 @@ def test_a_failed_retry_never_overwrites_a_finished_run(tmp_path):
 
 
 # ----------------------------------------------------------------------------- data problems
-def test_corrupt_npz_names_the_file(tmp_path):
+def test_corrupt_npz_names_the_file(tmp_path, monkeypatch):
     bad = tmp_path / "cifar.npz"
     bad.write_bytes(b"PK\x03\x04 this is not really a zip archive")
     with pytest.raises(ValueError, match=f"cannot read {bad} as .npz"):
@@ -149,6 +149,19 @@ def test_corrupt_npz_names_the_file(tmp_path):
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x_train=np.zeros((2, 32, 32, 3), np.uint8), y_train=np.zeros(2, np.int64))
     with pytest.raises(ValueError, match=r"wrong.npz lacks keys \['x_test', 'y_test'\]"):
+        read_cifar_npz(wrong, 10)
+    # a run stopped while it reads the data (SIGTERM) is preempted, not told its data file is unreadable
+    truncated = tmp_path / "truncated.npz"
+    np.savez_compressed(truncated, x_train=np.arange(50000, dtype=np.int64))
+    truncated.write_bytes(truncated.read_bytes()[:-200])
+    with pytest.raises(ValueError, match=f"cannot read {truncated} as .npz"):
+        read_cifar_npz(truncated, 10)
+
+    def stopped(*args, **kwargs):
+        raise Preempted("stopped by SIGTERM")
+
+    monkeypatch.setattr(np, "load", stopped)
+    with pytest.raises(Preempted):
         read_cifar_npz(wrong, 10)
 
 

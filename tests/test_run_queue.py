@@ -42,6 +42,20 @@ def test_lines_train_in_order_finished_ones_are_collected_and_skipped_and_a_fail
     assert "line 2: done" in again.stdout and "line 4: done" in again.stdout and "line 3: to train" in again.stdout
 
 
+def test_a_line_stopped_by_sigterm_stops_the_queue_and_a_rerun_continues_it(tmp_path, monkeypatch):
+    queue = "loss=softmax seed=0\nloss=softmax seed=1\n"
+    monkeypatch.setenv("CBL_KILL_AT", "epoch:1:TERM")  # the first line's run gets SIGTERM after its first epoch
+    stopped = run_queue(tmp_path, queue)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert stopped.stderr.strip().splitlines()[-1] == ("run_queue.py: stopped at line 1 (exit status 143); run the "
+                                                       "queue again to continue where it stopped")
+    assert "[queue] line 2" not in stopped.stdout and not (tmp_path / "kept").exists()
+    monkeypatch.delenv("CBL_KILL_AT")
+    again = run_queue(tmp_path, queue)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list((tmp_path / "kept").iterdir())) == 2
+
+
 def test_a_line_hydra_cannot_compose_is_one_error_naming_the_line_and_nothing_trains(tmp_path):
     result = run_queue(tmp_path, "loss=softmax\nloss=nonesuch\n")
     assert result.returncode == 2

@@ -13,8 +13,10 @@ In file order, each line's runs (cbl.training.config.sweep_runs names them) are
   * else trained by `python -m cbl.train <base> resume=true <line>`, which continues a stopped run from its newest
     checkpoint and returns at once for a finished one, and then
   * collected: the finished runs' summaries are copied into --to (cbl.commands.collect_runs, predictions included).
-A failed line is reported and the queue goes on; the exit status is 1 when any line failed, 0 otherwise.  Run it
-again after an interruption: it picks up where it stopped.  --dry-run prints what it would do.
+A failed line is reported and the queue goes on; the exit status is 1 when any line failed, 0 otherwise.  A line
+stopped from outside (SIGTERM or Ctrl-C: `cbl-train` exits 143 or 130, or dies by the signal) stops the queue too,
+with that status, since whoever stopped it wants the machine back.  Run it again after an interruption: it picks
+up where it stopped.  --dry-run prints what it would do.
 """
 
 from __future__ import annotations
@@ -74,8 +76,22 @@ def finished_in(folder: Path, name: str) -> bool:
         return False
 
 
+#: the exit statuses of a `cbl-train` stopped from outside (cbl.training.failures.STOPS), and of a process killed
+#: by SIGTERM / SIGINT as subprocess reports it (minus the signal number)
+STOPPED = {143: 143, 130: 130, -15: 143, -2: 130}
+
+
+class Stopped(Exception):
+    """A line was stopped from outside: the queue stops with its exit status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 def run_entry(entry: Entry, base: list[str], runs: Path, to: Path) -> bool:
-    """Train one line's runs (resumable) and collect the finished ones; True when all of them finished."""
+    """Train one line's runs (resumable) and collect the finished ones; True when all of them finished.  Raises
+    Stopped, after collecting, when the line was stopped from outside."""
     command = [sys.executable, "-m", "cbl.train", *base, "resume=true", *entry.overrides]
     print(f"[queue] line {entry.line}: {shlex.join(command[1:])}", flush=True)
     start = time.perf_counter()
@@ -85,8 +101,11 @@ def run_entry(entry: Entry, base: list[str], runs: Path, to: Path) -> bool:
         collect(done, to)
     ok = code == 0 and len(done) == len(entry.names)
     hours = (time.perf_counter() - start) / 3600
-    print(f"[queue] line {entry.line}: {'finished' if ok else f'FAILED (exit status {code})'} after {hours:.2f} h; "
-          f"{len(done)}/{len(entry.names)} run(s) collected into {to}", flush=True)
+    state = "finished" if ok else "stopped" if code in STOPPED else f"FAILED (exit status {code})"
+    print(f"[queue] line {entry.line}: {state} after {hours:.2f} h; {len(done)}/{len(entry.names)} run(s) collected "
+          f"into {to}", flush=True)
+    if code in STOPPED:
+        raise Stopped(STOPPED[code])
     return ok
 
 
@@ -117,6 +136,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         except RunsError as e:  # a summary that cannot be collected: the next line still trains
             print(f"[queue] line {entry.line}: FAILED: {e}", flush=True)
             failed.append(entry.line)
+        except Stopped as e:
+            print(f"{prog}: stopped at line {entry.line} (exit status {e.status}); run the queue again to continue "
+                  f"where it stopped", file=sys.stderr)
+            return e.status
     if failed:
         print(f"{prog}: {len(failed)} of {len(entries)} line(s) failed: {', '.join(map(str, failed))}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +146,10 @@ def read_cifar_folder(name: str, root: str | os.PathLike, download: bool = False
     return x_train, y_train, x_test, y_test, class_names
 
 
+#: what np.load raises on a file that is not a readable .npz: not a zip, a truncated or corrupt member, pickled data
+UNREADABLE_NPZ = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def read_cifar_npz(path: str | os.PathLike, num_classes: int):
     """(x_train, y_train, x_test, y_test, class_names) from a prepared .npz, validated."""
     path = Path(path)
@@ -152,7 +158,7 @@ def read_cifar_npz(path: str | os.PathLike, num_classes: int):
     try:
         with np.load(path, allow_pickle=False) as d:
             arrays = {k: d[k] for k in d.files}
-    except Exception as e:
+    except UNREADABLE_NPZ as e:  # only a bad file: a stop signal or a bug while reading is not the file's fault
         raise ValueError(f"cannot read {path} as .npz ({type(e).__name__}: {e})") from None
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:

@@ -57,8 +57,13 @@ log = logging.getLogger("cbl.train")  # named after the command a user runs: its
 USER_ERRORS = (ValueError, FileNotFoundError, DivergenceError, CorruptCheckpointError)
 
 
-class Preempted(RuntimeError):
-    """SIGTERM (a cluster scheduler's preemption notice): stop cleanly; `resume=true` continues."""
+class Preempted(BaseException):
+    """SIGTERM (a cluster scheduler's preemption notice): stop cleanly; `resume=true` continues.
+
+    A BaseException, like KeyboardInterrupt: a stop is not an error of the code it interrupts, so no `except
+    Exception` around reading a data file or a checkpoint may take it for a bad file (and fall back to an older
+    checkpoint, or report the data as unreadable), and a sweep ends at it instead of going on with its next job.
+    """
 
 
 def on_sigterm(signum, frame):

@@ -312,7 +312,7 @@ class Tracker:
                 settings=wandb.Settings(init_timeout=init_timeout, silent=True, console="off", reinit="create_new"),
             )
         except BaseException as e:  # wandb raises its own errors, OSError, even SystemExit from its service
-            if isinstance(e, KeyboardInterrupt):
+            if not isinstance(e, (Exception, SystemExit)):  # a stop (Ctrl-C, SIGTERM's Preempted): not wandb's
                 raise
             self._disable("init", e)
             return
