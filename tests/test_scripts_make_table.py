@@ -437,3 +437,15 @@ def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_
     with pytest.raises(Exception, match=r"no finished softmax \(β = 0\) CIFAR-LT \(a Table 2 imbalance factor, the "
                                         r"paper's schedule\) runs with a top1_err for table attribution"):
         make_table("attribution", find_runs(tmp_path / "if30"))
+
+
+def test_table2_says_where_the_cb_best_was_chosen_among_means_over_different_numbers_of_seeds(tmp_path):
+    write_run(tmp_path / "sm", top1=35.0)
+    write_run(tmp_path / "cb-sigmoid", loss="sigmoid", beta=0.9999, top1=29.0)  # one seed: a lucky draw wins more
+    for seed in (0, 1, 2):
+        write_run(tmp_path / f"cb-focal-{seed}", loss="focal", beta=0.9999, gamma=1.0, seed=seed, top1=29.5)
+    text = make_table("2", find_runs(tmp_path))[0]
+    assert f"| 29.00, Δ +{29.0 - 25.43:.2f} | sigmoid, β=0.9999, γ=- |" in text  # the one-seed mean wins (paper 25.43)
+    assert "different numbers of seeds in some rows (CIFAR-10 IF 100: 1, 3 seeds)" in text
+    (tmp_path / "cb-sigmoid" / "metrics.json").unlink()
+    assert "different numbers of seeds" not in make_table("2", find_runs(tmp_path))[0]

@@ -194,6 +194,7 @@ class CBBest:
     loss: str
     beta: float
     gamma: float | None
+    seed_counts: tuple[int, ...] = ()  # the candidates' numbers of seeds, when they differ (their means differ in noise)
 
 
 @dataclass
@@ -239,6 +240,9 @@ def build_table2(
             s = _stat(rs, metric)
             if best is None or s.mean < best.stat.mean:
                 best = CBBest(s, loss, beta, gamma)
+        counts = sorted({_stat(rs, metric).n for rs in groups.values()})
+        if best is not None and len(counts) > 1:
+            best.seed_counts = tuple(counts)
         rows.append(Table2Result(dataset, imb, baselines, best, paper.table2_row(dataset, imb), recipe))
     return rows, notes, done
 
@@ -284,9 +288,20 @@ def _render_table2_recipe(rows: list[Table2Result], metric: str, recipe: str) ->
         "CB best: the lowest mean error over the class-balanced runs (β > 0, any loss and γ)"
         + (", at IF 1 (class-balanced term 1) over all runs" if any(r.imbalance_factor == 1 for r in rows) else "")
         + "; like the paper's, it is selected on the test set (there is no validation split), so it is optimistic "
-        "(`--table selection` measures by how much where runs saved their predictions).",
+        "(`--table selection` measures by how much where runs saved their predictions)." + _uneven_note(rows),
     ]
     return "\n".join(lines)
+
+
+def _uneven_note(rows: list[Table2Result]) -> str:
+    """Where a CB best was chosen among means over different numbers of seeds, which carry different noise."""
+    uneven = [r for r in rows if r.cb_best is not None and r.cb_best.seed_counts]
+    if not uneven:
+        return ""
+    cells = "; ".join(f"{_CIFAR[r.dataset]} IF {r.imbalance_factor}: "
+                      f"{', '.join(map(str, r.cb_best.seed_counts))} seeds" for r in uneven)
+    return (f" Its candidates ran on different numbers of seeds in some rows ({cells}): a mean over fewer seeds is "
+            "noisier, so it wins the choice by luck more often.")
 
 
 # ----------------------------------------------------------------------------- Table 3
