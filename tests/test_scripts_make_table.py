@@ -428,6 +428,13 @@ def test_the_attribution_splits_the_softmax_gap_into_what_each_run_isolates(tmp_
     assert cells[4] == f"+{copy:.2f} (9.11 vs 6.61)" and cells[5] == "+0.60 (n=1)" and cells[6] == "1.00"
     # bf16's cost is inside both the offset and the copy (both bf16 against the paper's float32): not taken twice
     assert cells[7] == f"+{offset - copy:.2f}" and len(used) == 6
+    # a run on another long-tailed subset joins the mean, and the spread says it is over subsets as well
+    write_run(tmp_path / "bf16-0-subset1", seed=0, subset_seed=1, top1=36.5, precision="bf16", **lossy)
+    (row,) = [line for line in make_table("attribution", find_runs(tmp_path))[0].splitlines()
+              if line.startswith("| CIFAR-10 IF 100")]
+    spread = statistics.stdev([*errors.values(), 36.5])
+    assert f"| {spread:.2f} (seeds and subsets) |" in row and "(n=4)" in row
+    (tmp_path / "bf16-0-subset1" / "metrics.json").unlink()
     # without the IF 1 run the copy and the rest are unknown, never guessed
     (tmp_path / "if1" / "metrics.json").unlink()
     row = [line for line in make_table("attribution", find_runs(tmp_path))[0].splitlines()

@@ -4,11 +4,13 @@ into what each difference measurably costs, from runs made to isolate it.
 For each dataset and data source among the runs (e.g. CIFAR-10 on the JPEG-lossy copy), one row per long-tailed
 imbalance factor IF with softmax runs (largest first), against the paper's Table 2 softmax errors P(IF):
 
-    offset      mean over seeds of the softmax error at IF in the runs' usual precision, minus P(IF)
+    offset      mean over the runs (seeds, and long-tailed subsets where other ones were run) of the softmax error
+                at IF in their usual precision, minus P(IF)
     the copy    softmax error at IF 1 (balanced), in that same precision, minus P(1): what the data costs where
                 class balance plays no part
     precision   bf16 minus float32 softmax error at IF, paired by seed and subset (the same init, batches and images)
-    seeds       the sample std of the softmax error at IF over the seeds run (one seed's draw of the noise)
+    seeds       the sample std of the softmax error at IF over those runs (one seed's draw of the noise), marked
+                "seeds and subsets" when other subsets are among them
     the rest    offset - the copy: what neither explains (the copy's cost may differ at IF > 1 from IF 1, and the
                 subset of images, the data order and the seeds move the number too)
 
@@ -47,6 +49,7 @@ class AttributionRow:
     precision_delta: Stat | None  # bf16 - fp32, paired by seed and subset
     seeds: Stat | None  # the spread of `ours`
     rest: float | None
+    subsets: bool = False  # `ours` includes runs on other long-tailed subsets: the spread is over both
 
 
 def _softmax(runs: list[Run]) -> list[Run]:
@@ -96,7 +99,9 @@ def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: flo
     delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
     spread = ours if ours.n > 1 else None
     rest = None if copy is None else offset - (copy[0] - copy[1])  # both in `precision`: its cost cancels
-    row = AttributionRow(dataset, data, precision, imbalance_factor, ours, paper_error, offset, copy, delta, spread, rest)
+    subsets = len({r.metrics.get("subset_seed") or 0 for r in by_precision[usual]}) > 1
+    row = AttributionRow(dataset, data, precision, imbalance_factor, ours, paper_error, offset, copy, delta, spread, rest,
+                         subsets)
     return row, by_precision[usual] + ones + [r for pair in pairs for r in pair]
 
 
@@ -119,7 +124,8 @@ def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> 
         lines.append(_row([
             _CIFAR.get(r.dataset.removesuffix("_lt"), r.dataset) + f" IF {r.imbalance_factor}", r.data,
             f"{ours} in {r.precision} ({fmt(r.paper_error)})", _signed(r.offset), copy, delta,
-            DASH if r.seeds is None else fmt(r.seeds.std), _signed(r.rest),
+            DASH if r.seeds is None else fmt(r.seeds.std) + (" (seeds and subsets)" if r.subsets else ""),
+            _signed(r.rest),
         ]))  # fmt: skip
     lines += ["", "the rest = offset − the copy: what these runs do not explain; — where a run it needs is missing. "
               "The copy is measured in the offset's precision, so the cost of bf16 (against the paper's float32) is "
