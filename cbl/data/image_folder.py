@@ -38,6 +38,10 @@ class CheckedImageFolder(ImageFolder):
             target = self.target_transform(target)
         return sample, target
 
+    def samples_per_class(self) -> list[int]:
+        """n_i: the images of each class, in label order (a class folder without images counts 0)."""
+        return np.bincount(np.asarray(self.targets, dtype=np.int64), minlength=len(self.classes)).tolist()
+
 
 class ClassFolders(CheckedImageFolder):
     """ImageFolder that can be restricted to a subset of its samples (the long-tailed subset)."""
@@ -57,8 +61,7 @@ def _split(root: Path, split: str, transform) -> ClassFolders:
         ds = ClassFolders(str(folder), transform=transform, allow_empty=True)
     except FileNotFoundError:  # raised when the folder has no sub-folders at all
         raise FileNotFoundError(f"imagefolder: {folder} holds no class folders; {LAYOUT}") from None
-    counts = np.bincount(np.asarray(ds.targets, dtype=np.int64), minlength=len(ds.classes))
-    empty = [c for c, n in zip(ds.classes, counts) if n == 0]
+    empty = [c for c, n in zip(ds.classes, ds.samples_per_class()) if n == 0]
     if empty:
         raise ValueError(f"imagefolder: class folder {folder / empty[0]} holds no images ({len(empty)} empty class "
                          f"folder(s): {empty[:5]}); images need one of the extensions {', '.join(IMAGE_EXTENSIONS)}")

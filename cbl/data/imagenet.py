@@ -11,8 +11,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
 from cbl.data.image_folder import CheckedImageFolder
 from cbl.data.provenance import sample_list_source
 
@@ -48,7 +46,6 @@ def ilsvrc2012_splits(root: str | os.PathLike, train_transform=None, val_transfo
     if val.classes != train.classes:
         extra = sorted(set(val.classes) ^ set(train.classes))[:5]
         raise ValueError(f"ILSVRC 2012 train and val class folders differ under {root} (e.g. {extra}); {LAYOUT_HELP}")
-    counts = np.bincount(np.asarray(train.targets, dtype=np.int64), minlength=len(train.classes)).tolist()
     source = sample_list_source("ilsvrc2012", Path(root), train.samples + val.samples,
                                 (len(train), len(val), len(train.classes)))
-    return train, val, counts, source
+    return train, val, train.samples_per_class(), source

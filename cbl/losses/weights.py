@@ -63,11 +63,7 @@ def large_scale_counts(name: str, root: str) -> list[int]:
         if name == "ilsvrc2012":
             from cbl.data.imagenet import ilsvrc2012
 
-            train = ilsvrc2012(root, "train")
-            counts = [0] * len(train.classes)
-            for label in train.targets:
-                counts[label] += 1
-            return counts
+            return ilsvrc2012(root, "train").samples_per_class()
         from cbl.data.inaturalist import INaturalist
 
         return INaturalist(root, name, "train").samples_per_class()
