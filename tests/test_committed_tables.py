@@ -106,7 +106,7 @@ def _quotable_values() -> tuple[set[str], set[str]]:
         if (row.dataset, row.imbalance_factor) in rows:
             errors += [row.softmax, row.sigmoid, row.cb_best, *row.focal.values()]
     points = {f"{abs(a - b):.2f}" for a in errors for b in errors}
-    return {f"{v:.2f}" for v in errors + accuracies}, points | _attribution_points()
+    return {f"{v:.2f}" for v in errors + accuracies}, points | _generated_points()
 
 
 def _section(doc: str, marker: str) -> str:
@@ -114,7 +114,7 @@ def _section(doc: str, marker: str) -> str:
     return text[text.index(f"<!-- cbl:{marker}:start -->"):text.index(f"<!-- cbl:{marker}:end -->")]
 
 
-def _attribution_points() -> set[str]:
+def _generated_points() -> set[str]:
     """The signed numbers of the generated attribution table (offset, the copy, bf16 − float32, the rest) and
     selection table (the optimism), which test_a_table_from_committed_runs_is_what_its_command_writes pins to the
     committed runs: the prose may quote them as points, without the sign."""
@@ -162,4 +162,4 @@ def test_the_evidence_prose_check_catches_a_typed_number():
     assert [m[1] for m in PERCENT.finditer(typed)] == ["35.24", "29.64"] and [m[1] for m in POINTS.finditer(typed)] == [typo]
     assert "35.24" not in percents and "29.64" in percents and "5.59" in points  # 35.23 - 29.64
     # the attribution table's offsets at IF 200 and 100, the selection table's optimism
-    assert {"6.85", "5.20", "0.31"} <= _attribution_points() <= points
+    assert {"6.85", "5.20", "0.31"} <= _generated_points() <= points

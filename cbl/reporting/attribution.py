@@ -99,7 +99,7 @@ def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: flo
     delta = summarize(b.value(metric) - a.value(metric) for a, b in pairs)
     spread = ours if ours.n > 1 else None
     rest = None if copy is None else offset - (copy[0] - copy[1])  # both in `precision`: its cost cancels
-    subsets = len({r.metrics.get("subset_seed") or 0 for r in by_precision[usual]}) > 1
+    subsets = len({r.subset_seed or 0 for r in by_precision[usual]}) > 1
     row = AttributionRow(dataset, data, precision, imbalance_factor, ours, paper_error, offset, copy, delta, spread, rest,
                          subsets)
     return row, by_precision[usual] + ones + [r for pair in pairs for r in pair]

@@ -217,23 +217,27 @@ class Run:
         return self.config.get("seed") if seed is None else seed
 
     @property
+    def subset_seed(self) -> int | None:
+        """The seed that drew the long-tailed subset (0: the default one); None for runs recorded before it was."""
+        return self.metrics.get("subset_seed")
+
+    @property
     def draw(self) -> tuple:
         """(seed, subset seed): what pairs two runs of one comparison (the same initialisation and batches, on the
         same long-tailed images); runs of different subsets never pair, even at one seed."""
-        return (self.seed, self.metrics.get("subset_seed"))
+        return (self.seed, self.subset_seed)
 
     @property
     def draw_label(self) -> str:
         """The seed, and the long-tailed subset where it is not the default (0): "1", or "0 on subset 2"."""
-        subset = self.metrics.get("subset_seed")
-        return f"{self.seed}" + ("" if subset in (None, 0) else f" on subset {subset}")
+        return f"{self.seed}" + ("" if self.subset_seed in (None, 0) else f" on subset {self.subset_seed}")
 
     @property
     def identity(self) -> str:
         """Everything recorded about the configuration but the seed, as one string: two finished runs with the same
         identity, seed and subset seed are the same run twice (cbl.reporting.tables counts the newest once)."""
         cfg = {k: v for k, v in self.config.items() if k != "seed"}
-        return json.dumps([cfg, self.metrics.get("subset_seed")], sort_keys=True, default=str)
+        return json.dumps([cfg, self.subset_seed], sort_keys=True, default=str)
 
     @property
     def finished_at(self) -> float:
@@ -456,7 +460,7 @@ def find_runs_in(roots: Iterable[str | os.PathLike], missing_ok: bool = False) -
 
 def draw_order(run: Run) -> tuple:
     """Runs by seed, then subset seed (the default subset first); a run without a recorded seed last."""
-    return (run.seed is None, 0 if run.seed is None else run.seed, run.metrics.get("subset_seed") or 0)
+    return (run.seed is None, 0 if run.seed is None else run.seed, run.subset_seed or 0)
 
 
 def is_paper_method(run: Run) -> bool:

@@ -235,12 +235,12 @@ def build_table2(
         if imb != 1 and unplaced:
             notes.lines.append(f"{label}: {len(unplaced)} runs with β=0 fit no column (e.g. {unplaced[0].describe()})")
         groups = _group(candidates, lambda r: (*loss_key(r), r.beta))
+        stats = {key: _stat(rs, metric) for key, rs in groups.items()}
         best = None
-        for (loss, gamma, beta), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            s = _stat(rs, metric)
+        for (loss, gamma, beta), s in sorted(stats.items(), key=lambda kv: str(kv[0])):
             if best is None or s.mean < best.stat.mean:
                 best = CBBest(s, loss, beta, gamma)
-        counts = sorted({_stat(rs, metric).n for rs in groups.values()})
+        counts = sorted({s.n for s in stats.values()})
         if best is not None and len(counts) > 1:
             best.seed_counts = tuple(counts)
         rows.append(Table2Result(dataset, imb, baselines, best, paper.table2_row(dataset, imb), recipe))
