@@ -9,6 +9,7 @@
 """
 
 import copy
+import platform
 import subprocess
 import sys
 
@@ -208,3 +209,69 @@ def test_runs_side_by_side_equal_runs_one_at_a_time(tmp_path):
         strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
         assert strip(read_history(together)) == strip(read_history(alone))
         assert OmegaConf.load(together / "config.yaml").seed == seed
+
+
+# ----------------------------------------------------------------------------- bf16 on a CPU without oneDNN's bf16 kernels
+def _cpu_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+
+def test_onednn_bf16_follows_the_cpu_flags():
+    """Checked against the kernel's own list of the CPU's instructions: oneDNN has bf16 kernels from AVX-512
+    (F, BW, VL, DQ: "avx512_core") and none on a CPU with neither AVX-512 BW nor AVX-NE-CONVERT."""
+    from cbl.training.perf import onednn_bf16
+
+    flags = _cpu_flags()
+    if not flags or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs /proc/cpuinfo of an x86-64 CPU")
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        assert onednn_bf16() is True
+    elif not {"avx512bw", "avx_ne_convert"} & flags:
+        assert onednn_bf16() is False
+    else:
+        pytest.skip(f"a CPU between the two cases this test knows ({sorted(f for f in flags if 'avx' in f)})")
+
+
+def test_slow_bf16_warning_only_for_bf16_on_a_cpu_without_the_kernels(monkeypatch):
+    from cbl.training import perf
+
+    monkeypatch.setattr(perf, "onednn_bf16", lambda: False)
+    line = perf.slow_bf16_warning("cpu", torch.bfloat16)
+    assert "precision=bf16" in line and perf.cpu_features()["capability"] in line and "\n" not in line
+    assert perf.slow_bf16_warning("cpu", None) is None  # float32
+    assert perf.slow_bf16_warning("cuda", torch.bfloat16) is None  # a GPU's bf16 is its own matter
+    for known in (True, None):  # kernels present, or torch cannot tell: no claim
+        monkeypatch.setattr(perf, "onednn_bf16", lambda: known)
+        assert perf.slow_bf16_warning("cpu", torch.bfloat16) is None
+
+
+def test_machine_records_the_cpu_features():
+    from cbl.training.perf import machine, onednn_bf16
+
+    m = machine("cpu")
+    assert m["capability"] == torch.backends.cpu.get_cpu_capability() and m["onednn_bf16"] == onednn_bf16()
+
+
+def test_a_bf16_run_on_such_a_cpu_warns_once_per_process(monkeypatch, caplog):
+    import logging
+
+    from cbl.training import perf, run
+    from cbl.training.distributed import setup_distributed
+
+    monkeypatch.setattr(perf, "onednn_bf16", lambda: False)
+    monkeypatch.setattr(run, "_warned", set())
+    env = setup_distributed("cpu")
+    cfg = compose_cfg(*demo_overrides(epochs=1), "precision=bf16")
+    with caplog.at_level(logging.WARNING, logger="cbl.train"):
+        data = run.build_run_data(cfg, env)
+        run.build_on(cfg, env, data)
+        run.build_on(cfg, env, data)  # a bank's second member, a sweep's second job
+    assert sum("oneDNN bf16" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cbl.train"):
+        run.build_on(compose_cfg(*demo_overrides(epochs=1)), env, data)  # float32: nothing to say
+    assert not caplog.records

@@ -202,9 +202,13 @@ def table(report: dict[str, Any]) -> str:
                      f"{r['grid_h']:,.1f} | {quiet} | {r['what']} |")
     other = report["other_load"]
     load = "not measured" if other is None else f"{100 * other:.0f}% over all rounds"
+    cpu = ""
+    if report.get("cpu_capability"):  # measured on a CPU (reports from before this was recorded lack it)
+        bf16 = {True: "yes", False: "no", None: "unknown"}[report.get("onednn_bf16")]
+        cpu = f" ({report['cpu_capability']}; oneDNN bf16 kernels: {bf16})"
     lines += [
         "",
-        f"_{report['device_name']}, {report['threads']} threads, torch {report['torch']}; {report['date']}, commit "
+        f"_{report['device_name']}{cpu}, {report['threads']} threads, torch {report['torch']}; {report['date']}, commit "
         f"`{report['commit']}`; data: {report['data']}; batch {report['batch_size']}, {report['steps']} timed steps per path "
         f"in {report['rounds']} alternating rounds after {report['warmup']} warm-up steps; only rounds in which other programs "
         f"used at most {100 * report['max_other_load']:.0f}% of the CPU count (others' use: {load}). "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cbl.training.config import CONFIG_DIR
-from cbl.training.perf import cpu_name
+from cbl.training.perf import machine
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,10 @@ class Runner:
 
     def info(self) -> dict[str, Any]:
         torch = self.torch
-        if self.device.type == "cuda":
-            name = torch.cuda.get_device_name(self.device)
-        else:
-            name = cpu_name()
-        return {"device": self.device.type, "device_name": name, "threads": torch.get_num_threads(),
+        m = machine(self.device)
+        # on a CPU, its instruction level and oneDNN's bf16 kernels decide how fast a bf16 path can be
+        cpu = {"cpu_capability": m["capability"], "onednn_bf16": m["onednn_bf16"]} if m["device"] == "cpu" else {}
+        return {"device": m["device"], "device_name": m["name"], "threads": m["threads"], **cpu,
                 "torch": torch.__version__, "train_images": self.train_images, "compiled": self.compiled,
                 "eval_batch_size": self.eval_batch_size,
                 "last_batch": self.train_images % self.batch_size}

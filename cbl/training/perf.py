@@ -9,7 +9,12 @@ arithmetic is untouched.  `python -m cbl.train` does this when it trains on the 
 
 `machine(device)`: what a run's times were measured on (metrics.json's "machine", the tables' time footers): the
 CPU model or GPU name and the number of torch threads, since the same run takes twice as long on one machine of a
-kind as on another.
+kind as on another; on a CPU also its vector instruction level and whether oneDNN has bf16 kernels for it.
+
+`slow_bf16_warning(device, amp_dtype)`: bf16 autocast is fast on a CPU only where oneDNN has bf16 kernels (x86:
+AVX-512 BW/VL/DQ or newer; Arm: the BF16 extension).  Elsewhere (an AVX2-only CPU) bf16 convolutions fall back to
+generic code that is many times slower than float32 (docs/performance.md measures it), so a bf16 run there gets
+one warning line.
 
 `compile_options(value)`: the `compile` config value -> keyword arguments of `torch.compile`
 (false: no compile; true / "default"; or a mode: "reduce-overhead" = CUDA graphs, "max-autotune",
@@ -82,10 +87,44 @@ def cpu_name() -> str:
     return f"{platform.processor() or platform.machine()} ({cpus} CPUs)"
 
 
+def onednn_bf16() -> bool | None:
+    """Whether oneDNN has bf16 kernels for this CPU (the check torch's own tests use); None if torch cannot say."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN, or one that renamed the private check
+        return None
+
+
+def cpu_features() -> dict[str, Any]:
+    """{"capability": the vector instructions torch's CPU kernels use ("AVX2", "AVX512", ...),
+    "onednn_bf16": onednn_bf16()}."""
+    import torch
+
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "onednn_bf16": onednn_bf16()}
+
+
+def slow_bf16_warning(device, amp_dtype) -> str | None:
+    """One line when bf16 autocast would run on a CPU without oneDNN bf16 kernels, else None."""
+    import torch
+
+    if amp_dtype is not torch.bfloat16 or torch.device(device).type != "cpu":
+        return None
+    features = cpu_features()
+    if features["onednn_bf16"] is not False:
+        return None
+    return (f"precision=bf16 on a CPU without oneDNN bf16 kernels ({cpu_name()}, {features['capability']}): its "
+            f"convolutions fall back to generic code, many times slower than precision=fp32 on this CPU; "
+            f"`make bench BENCH_ARGS=\"--paths tensor+cl+alloc,tensor+cl+alloc+bf16\"` measures the ratio")
+
+
 def machine(device) -> dict[str, Any]:
-    """{"device": "cpu" | "cuda", "name": the CPU model or GPU name, "threads": torch's CPU threads}."""
+    """{"device": "cpu" | "cuda", "name": the CPU model or GPU name, "threads": torch's CPU threads}, plus
+    cpu_features() on a CPU (bf16 speed depends on them)."""
     import torch
 
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"device": device.type, "name": name, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        return {"device": "cuda", "name": torch.cuda.get_device_name(device), "threads": torch.get_num_threads()}
+    return {"device": "cpu", "name": cpu_name(), "threads": torch.get_num_threads(), **cpu_features()}

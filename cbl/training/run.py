@@ -45,7 +45,7 @@ from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_d
 from cbl.training.engine import DivergenceError, evaluate, train_one_epoch
 from cbl.training.faults import maybe_kill
 from cbl.training.optim import build_optimizer, build_scheduler, resolve_decay_fc_bias, scaled_lr
-from cbl.training.perf import compile_options, machine, tune_host_allocator
+from cbl.training.perf import compile_options, machine, slow_bf16_warning, tune_host_allocator
 from cbl.training.reproducibility import rng_state, seed_everything, set_rng_state
 from cbl.training.run_files import (git_commit, is_finished, run_fields, write_config, write_failure, write_history,
                                     write_json)
@@ -189,6 +189,13 @@ def refuse_to_overwrite(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None
 
 #: torch.autocast dtype of each `precision` (None: plain float32)
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+_warned: set[str] = set()  # warnings given once per process (a sweep, a bank and the bench build many setups)
+
+
+def warn_once(message: str | None) -> None:
+    if message and message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def build(cfg: DictConfig, env: DistEnv) -> Setup:
@@ -212,6 +219,7 @@ def build_run_data(cfg: DictConfig, env: DistEnv) -> DataBundle:
 def build_on(cfg: DictConfig, env: DistEnv, data: DataBundle) -> Setup:
     """Model (initialised from the global RNG: seed it first), criterion, optimizer and lr schedule for `data`."""
     device = env.device
+    warn_once(slow_bf16_warning(device, AMP_DTYPES[cfg.precision]))
     head = head_type(cfg.loss.name)
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
     model = build_model(cfg.model.name, data.num_classes, loss_type=head, in_channels=data.in_channels, **model_options)
