@@ -86,3 +86,15 @@ def test_a_tiny_run_prints_the_table_and_the_ratio(tmp_path):
     readme.write_text("<!-- cbl:other:start -->\n<!-- cbl:other:end -->\n")
     again = run_bench("--from-json", str(tmp_path / "bench.json"), "--readme", str(readme), "--marker", "other")
     assert again.returncode == 0 and bench.table(report) in readme.read_text() and bench.table(report) in again.stdout
+
+
+def test_the_bf16_ratio_compares_each_bf16_path_with_its_float32_twin():
+    from cbl.commands.bench_processes import Result
+
+    results = [Result("tensor+cl+alloc", "", [], True, train_ips=150.0),
+               Result("tensor+cl+alloc+bf16", "", [], False, train_ips=15.0),
+               Result("tensor+cl+cudagraphs+bf16", "", [], False, train_ips=900.0)]  # its twin was not measured
+    lines = bench.ratio_line(results).splitlines()
+    assert lines[0].startswith("ratio: needs the standard path")
+    assert lines[1:] == ["bf16: tensor+cl+alloc+bf16 trains 0.10x as many images/s as tensor+cl+alloc in float32 "
+                         "(15 vs 150)"]

@@ -219,7 +219,12 @@ def table(report: dict[str, Any]) -> str:
 
 
 def ratio_line(results: list[Result]) -> str:
-    """The fastest float32 project path against standard, and against the fastest standard variant measured."""
+    """The fastest float32 project path against standard, and against the fastest standard variant measured; then
+    each bf16 path against its float32 twin (the same path without +bf16), when both were measured."""
+    return "\n".join([float32_ratio_line(results), *bf16_ratio_lines(results)])
+
+
+def float32_ratio_line(results: list[Result]) -> str:
     ours = [r for r in results if r.fp32 and r.processes == 1 and r.members == 1 and not r.path.startswith("standard")]
     standard = [r for r in results if r.path.startswith("standard")]
     base = next((r for r in standard if r.path == "standard"), None)
@@ -237,6 +242,18 @@ def ratio_line(results: list[Result]) -> str:
         line += (f"\nbank: {b.path} trains {b.train_ips / base.train_ips:.2f}x as many images/s as standard and "
                  f"{b.train_ips / best.train_ips:.2f}x {best.path} ({b.members} configurations at once, float32)")
     return line
+
+
+def bf16_ratio_lines(results: list[Result]) -> list[str]:
+    """bf16's speed-up (or slow-down: a CPU without oneDNN's bf16 kernels) over the same path in float32."""
+    by_name = {r.path: r for r in results}
+    out = []
+    for r in results:
+        twin = by_name.get(r.path.replace("+bf16", "")) if not r.fp32 else None
+        if twin is not None and twin is not r:
+            out.append(f"bf16: {r.path} trains {r.train_ips / twin.train_ips:.2f}x as many images/s as {twin.path} "
+                       f"in float32 ({r.train_ips:,.0f} vs {twin.train_ips:,.0f})")
+    return out
 
 
 def parse(argv: list[str], prog: str = PROG) -> argparse.Namespace:
