@@ -248,7 +248,7 @@ def test_bad_inputs_of_the_adjusted_losses():
 def test_deferred_weights_switch_after_drw_epoch_epochs():
     w = torch.tensor([0.2, 0.8, 3.0])
     for drw_epoch in (1, 3, 160):
-        for epoch in range(0, drw_epoch + 3):
+        for epoch in range(1, drw_epoch + 3):
             np.testing.assert_array_equal(deferred_weights(w, epoch, drw_epoch).numpy(),
                                           ref.drw_weights(w.numpy(), epoch, drw_epoch).astype(np.float32))
     assert torch.equal(deferred_weights(w, 5, None), w)
@@ -316,3 +316,10 @@ def test_normed_linear_outputs_cosines_and_builds_into_every_model():
         assert out.shape == (2, 10) and out.abs().max() <= 1 + 1e-6
         groups = parameter_groups(model, 2e-4, decay_bn=True, decay_fc_bias=resolve_decay_fc_bias("auto", "cosine"))
         assert any(p is model.fc.weight for p in groups[0]["params"])
+
+
+def test_deferred_reweighting_counts_epochs_from_1():
+    drw = DeferredReweighting(ClassBalancedLoss([500, 20, 5], beta=0.999), drw_epoch=2)
+    with pytest.raises(ValueError, match=r"epoch must be an integer >= 1 \(epochs count from 1: the first epoch is 1\); got 0"):
+        drw.set_epoch(0)  # a 0-based loop would re-weight one epoch later than drw_epoch says
+    assert [(drw.set_epoch(e), drw.active)[1] for e in (1, 2, 3)] == [False, False, True]

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbl.losses import (LOSS_TYPES, ClassBalancedLoss, class_balanced_loss, class_balanced_weights, effective_number,
+from cbl.losses import (LOSS_TYPES, REDUCTIONS, ClassBalancedLoss, class_balanced_loss, class_balanced_weights, effective_number,
                         weighted_loss)
 from tests import reference as ref
 
@@ -292,3 +292,57 @@ def test_shape_mismatches():
 
 def test_every_registered_loss_type_is_tested():
     assert set(LOSS_TYPES) == set(REFERENCE) == {"softmax", "sigmoid", "focal"}
+
+
+# ----------------------------------------------------------------------------- what a user of the library runs into
+def test_the_module_needs_beta_as_the_function_does():
+    with pytest.raises(ValueError, match=r"^ClassBalancedLoss needs beta, a number in \[0, 1\) \(beta=0 gives the unweighted loss\)$"):
+        ClassBalancedLoss([10, 5, 1], loss_type="focal", gamma=2.0)
+    with pytest.raises(TypeError, match="beta"):
+        class_balanced_loss(torch.zeros(2, 3), torch.tensor([0, 1]), [10, 5, 1], "softmax")
+
+
+def test_beta_may_be_a_0d_tensor_and_means_the_value_it_holds():
+    counts = [100, 10, 1]
+    for beta in (torch.tensor(0.9999), torch.tensor(0.9999, dtype=torch.float64)):  # float32 holds 0.99989998...
+        assert torch.equal(ClassBalancedLoss(counts, beta=beta).weights,
+                           ClassBalancedLoss(counts, beta=float(beta)).weights)
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\)"):
+        ClassBalancedLoss(counts, beta=torch.tensor(1.0))
+
+
+def test_the_function_takes_reduction_and_validate_as_the_module_does():
+    g = torch.Generator().manual_seed(0)
+    z, y, counts = torch.randn(6, 3, generator=g), torch.tensor([0, 1, 2, 0, 0, 1]), [50, 10, 2]
+    for reduction in REDUCTIONS:
+        module = ClassBalancedLoss(counts, "softmax", 0.99, reduction=reduction)(z, y)
+        assert torch.equal(class_balanced_loss(z, y, counts, "softmax", 0.99, reduction=reduction), module)
+    # weighted_mean is PyTorch's weighted cross-entropy (an independent reference)
+    w = class_balanced_weights(counts, 0.99)
+    torch.testing.assert_close(class_balanced_loss(z, y, counts, "softmax", 0.99, reduction="weighted_mean"),
+                               F.cross_entropy(z, y, weight=w))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        class_balanced_loss(z, torch.tensor([0, 1, 2, 0, 0, 3]), counts, "softmax", 0.99)
+    # validate=False skips the label check (no host sync): the bad label then fails inside torch, not here
+    with pytest.raises((IndexError, RuntimeError)):
+        class_balanced_loss(z, torch.tensor([0, 1, 2, 0, 0, 3]), counts, "softmax", 0.99, validate=False)
+
+
+def test_padding_labels_in_class_indices_get_a_pointer_to_drop_them():
+    z = torch.zeros(4, 3)
+    crit = ClassBalancedLoss([5, 3, 1], beta=0.9)
+    with pytest.raises(ValueError, match=r"got -100 at position 2 \(ignore_index applies to dense targets \[B, d1, \.\.\.\] "
+                                         r"only: drop the ignored rows first"):
+        crit(z, torch.tensor([0, 1, -100, 0]))
+    keep = torch.tensor([0, 1, -100, 0]) != -100  # the recipe the message gives
+    assert torch.isfinite(crit(z[keep], torch.tensor([0, 1, -100, 0])[keep]))
+    with pytest.raises(ValueError, match=r"got -1 at position 0$"):  # not padding: no pointer
+        crit(z, torch.tensor([-1, 1, 2, 0]))
+
+
+def test_logits_and_labels_on_two_devices_get_one_line():
+    z = torch.zeros(2, 3, device="meta")  # stands for a GPU: any device other than the labels'
+    for labels in (torch.tensor([0, 1]), torch.tensor([[1.0, 0, 0], [0, 1, 0]])):
+        loss_type = "softmax" if labels.dim() == 1 else "sigmoid"
+        with pytest.raises(ValueError, match=r"^logits are on meta but labels on cpu; move both to one device$"):
+            ClassBalancedLoss([5, 3, 1], loss_type, beta=0.9)(z, labels)

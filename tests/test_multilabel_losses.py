@@ -372,11 +372,13 @@ def test_samples_per_class_bad_input(labels, num_classes, match):
         samples_per_class(labels, num_classes)
 
 
-def test_a_zero_count_points_to_counting_the_whole_training_set():
-    batch = torch.tensor([0, 0, 2, 2, 2])  # class 1 is in the training set but not in this batch
+def test_a_zero_count_names_both_causes_an_absent_class_and_a_batch_count():
+    batch = torch.tensor([0, 0, 2, 2, 2])  # class 1 is in the training set but not in this batch (or in neither)
     counts = samples_per_class(batch, 3)
-    with pytest.raises(ValueError, match=r"class 1 has 0; count every class over the whole training set, e\.g\. with "
-                                         r"cbl\.losses\.samples_per_class\(train_labels, num_classes\), never over a batch"):
+    with pytest.raises(ValueError, match=r"class 1 has 0; a class absent from the training set has no weight to give "
+                                         r"\(leave it out of the label space\), and counts must come from the whole "
+                                         r"training set \(cbl\.losses\.samples_per_class\(train_labels, num_classes\)\), "
+                                         r"not from a batch$"):
         ClassBalancedLoss(counts, "softmax", 0.999)
     with pytest.raises(ValueError, match=r"class 0 has -3$"):  # not a counting slip: no pointer
         class_balanced_weights([-3, 4], 0.9)

@@ -51,6 +51,8 @@ Counts = Sequence[float] | Tensor
 # --------------------------------------------------------------------------- validation
 def check_beta(beta: float) -> float:
     """beta must lie in [0, 1): beta = 1 would make every effective number infinite."""
+    if isinstance(beta, Tensor) and beta.numel() == 1 and beta.is_floating_point():
+        beta = beta.item()  # a 0-d tensor, as a config or a scheduler may hold it
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= float(beta) < 1.0:
         raise ValueError(f"beta must be a number in [0, 1); got {beta!r}")
     return float(beta)
@@ -83,9 +85,10 @@ def as_counts(samples_per_class: Counts) -> Tensor:
     bad = (~torch.isfinite(counts)) | (counts < 1)
     if bad.any():
         i = int(bad.nonzero()[0])
-        # a zero is most often a count taken from one batch, which misses classes
-        hint = ("; count every class over the whole training set, e.g. with "
-                "cbl.losses.samples_per_class(train_labels, num_classes), never over a batch") if counts[i] == 0 else ""
+        # a zero is either a class the training set lacks or a count taken over one batch, which misses classes
+        hint = ("; a class absent from the training set has no weight to give (leave it out of the label space), "
+                "and counts must come from the whole training set (cbl.losses.samples_per_class(train_labels, "
+                "num_classes)), not from a batch") if counts[i] == 0 else ""
         raise ValueError(
             f"samples_per_class must be >= 1 for every class (a class with no training samples has no "
             f"effective number); class {i} has {counts[i].item():g}{hint}"
@@ -114,12 +117,22 @@ def check_logits_labels(logits: Tensor, labels: Tensor, num_classes: int | None 
         )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices; got dtype {labels.dtype}")
+    check_same_device(logits, labels)
     c = logits.shape[1]
     if labels.numel():
         out = (labels < 0) | (labels >= c)
         if bool(out.any()):
             i = int(out.nonzero()[0])
-            raise ValueError(f"labels must lie in [0, {c}); got {int(labels[i])} at position {i}")
+            # PyTorch's -100 padding: cross_entropy skips it for [N] labels, these losses only for dense targets
+            ignored = (f" (ignore_index applies to dense targets [B, d1, ...] only: drop the ignored rows first, "
+                       f"e.g. keep = labels != {int(labels[i])}; loss(logits[keep], labels[keep]))"
+                       if int(labels[i]) == IGNORE_INDEX else "")
+            raise ValueError(f"labels must lie in [0, {c}); got {int(labels[i])} at position {i}{ignored}")
+
+
+def check_same_device(logits: Tensor, labels: Tensor) -> None:
+    if labels.device != logits.device:
+        raise ValueError(f"logits are on {logits.device} but labels on {labels.device}; move both to one device")
 
 
 # --------------------------------------------------------------------------- weights
@@ -239,6 +252,8 @@ def weighted_loss(
     left out); see cbl.losses.targets.  `validate=False` skips the checks that read values (a host sync)."""
     gamma = check_loss_options(loss_type, gamma, reduction, multilabel_weighting)
     ignore_index = check_ignore_index(ignore_index)
+    if validate:
+        check_same_device(logits, labels)
     form = target_form(logits, labels, loss_type)
     if form == "dense":
         if validate:
@@ -306,6 +321,8 @@ def class_balanced_loss(
     beta: float,
     gamma: float = 0.0,
     *,
+    reduction: str = "batch",
+    validate: bool = True,
     multilabel_weighting: str = "sample",
     ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
@@ -320,14 +337,17 @@ def class_balanced_loss(
         loss_type: "softmax", "sigmoid" or "focal".
         beta: in [0, 1); 0 gives the unweighted loss.
         gamma: focal exponent >= 0 (only for loss_type="focal"; 0 gives the sigmoid loss).
+        reduction: "batch" (divide by B, the paper and the authors' code) or "weighted_mean" (divide by
+            sum_b w[y_b], as `F.cross_entropy(weight=w)` does).
+        validate: check shapes, dtypes, devices and label values (reads the labels on the host: a device sync).
         multilabel_weighting: "sample" (one weight per example, the mean weight of its positives; the authors'
             weighting for one-hot rows) or "class" (each class's binary term weighted by that class's weight).
-        ignore_index: dense target positions with this value are left out.
+        ignore_index: dense target positions with this value are left out (class indices [B] must all be classes).
     """
     check_loss_type(loss_type)
     weights = class_balanced_weights(samples_per_class, beta)
-    return weighted_loss(logits, labels, weights, loss_type, gamma, multilabel_weighting=multilabel_weighting,
-                         ignore_index=ignore_index)
+    return weighted_loss(logits, labels, weights, loss_type, gamma, validate, reduction,
+                         multilabel_weighting=multilabel_weighting, ignore_index=ignore_index)
 
 
 class WeightedLoss(nn.Module):
@@ -359,6 +379,8 @@ class WeightedLoss(nn.Module):
         self.register_buffer("weights", w)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss (a scalar) of logits [B, C] (or [B, C, d1, ...]) against class indices [B], multi-hot rows
+        [B, C] or dense class indices [B, d1, ...] (`weighted_loss`)."""
         return weighted_loss(logits, labels, self.weights, self.loss_type, self.gamma, validate=self.validate,
                              reduction=self.reduction, multilabel_weighting=self.multilabel_weighting,
                              ignore_index=self.ignore_index)
@@ -380,6 +402,17 @@ class WeightedLoss(nn.Module):
 class ClassBalancedLoss(WeightedLoss):
     """`class_balanced_loss` as a module; the weights are a buffer, so `.to(device)` moves them.
 
+    Args (as `class_balanced_loss`, which documents the targets each loss type takes):
+        samples_per_class: training-set count of each class (length C, all >= 1).
+        loss_type: "softmax", "sigmoid" or "focal".
+        beta: in [0, 1), required: 0 is the unweighted loss, the paper's CIFAR choices are 0.9-0.9999.
+        gamma: focal exponent >= 0 (loss_type="focal" only).
+        validate: check shapes, dtypes, devices and label values on every call (a host sync; cbl.train checks the
+            dataset's labels once and passes False).
+        reduction: "batch" (divide by B, the paper) or "weighted_mean" (divide by sum_b w[y_b]).
+        multilabel_weighting: "sample" or "class", for multi-hot targets.
+        ignore_index: dense target positions with this value are left out.
+
     Example:
         >>> crit = ClassBalancedLoss([5000, 500, 50], loss_type="focal", beta=0.999, gamma=0.5)
         >>> loss = crit(model(x), y)
@@ -389,7 +422,7 @@ class ClassBalancedLoss(WeightedLoss):
         self,
         samples_per_class: Counts,
         loss_type: str = "softmax",
-        beta: float = 0.0,
+        beta: float | None = None,
         gamma: float = 0.0,
         validate: bool = True,
         reduction: str = "batch",
@@ -398,6 +431,8 @@ class ClassBalancedLoss(WeightedLoss):
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         check_loss_type(loss_type)
+        if beta is None:  # no default: a "class-balanced" loss that silently did not balance would be easy to miss
+            raise ValueError("ClassBalancedLoss needs beta, a number in [0, 1) (beta=0 gives the unweighted loss)")
         self_beta = check_beta(beta)
         super().__init__(class_balanced_weights(samples_per_class, self_beta), loss_type, gamma, validate, reduction,
                          multilabel_weighting=multilabel_weighting, ignore_index=ignore_index)

@@ -87,8 +87,9 @@ def check_drw_epoch(drw_epoch: int | None) -> int | None:
 def deferred_weights(weights: Tensor, epoch: int, drw_epoch: int | None) -> Tensor:
     """The weights in force during (1-based) epoch `epoch`: all ones while epoch <= drw_epoch, else `weights`."""
     drw_epoch = check_drw_epoch(drw_epoch)
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-        raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
+        # 1-based as in cbl.train: a 0-based loop would switch one epoch later than drw_epoch says, silently
+        raise ValueError(f"epoch must be an integer >= 1 (epochs count from 1: the first epoch is 1); got {epoch!r}")
     if drw_epoch is not None and epoch <= drw_epoch:
         return torch.ones_like(weights)
     return weights
@@ -97,11 +98,13 @@ def deferred_weights(weights: Tensor, epoch: int, drw_epoch: int | None) -> Tens
 class DeferredReweighting(nn.Module):
     """Wraps a loss module that holds its per-class weights in a `weights` buffer (every loss of
     cbl.losses.class_balanced and cbl.losses.logit_adjustment does): `set_epoch(e)` sets them to all ones for e <= drw_epoch and to the
-    wrapped loss's weights afterwards.  Call `set_epoch` before the first step of every epoch.
+    wrapped loss's weights afterwards.  Call `set_epoch` before the first step of every epoch; epochs count from 1,
+    so `drw_epoch=160` trains epochs 1-160 unweighted and re-weights from epoch 161 on.
 
     Example:
         >>> crit = DeferredReweighting(WeightedLoss(class_weights(counts, beta=0.9999)), drw_epoch=160)
-        >>> crit.set_epoch(epoch); loss = crit(logits, labels)
+        >>> for epoch in range(1, epochs + 1):
+        ...     crit.set_epoch(epoch); loss = crit(logits, labels)
     """
 
     deferred: Tensor
