@@ -81,15 +81,16 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- command line
 def cli() -> None:
     """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
-    `--version`, one line for flags that cannot go together or an override that does not compose (cbl/cli.py), and a
+    `--version`, one line for flags that cannot go together or an override that does not compose
+    (cbl.training.config.override_problem), and a
     sweep's exit status (cbl/training/failures.py)."""
-    from cbl.cli import override_problem, resolved_hydra_node_request, train_flag_problem, version
+    from cbl.cli import resolved_hydra_node_request, train_flag_problem, version
 
     argv = sys.argv[1:]
     if "--version" in argv:
         print(version())
         return
-    problem = train_flag_problem(argv) or override_problem(argv)
+    problem = train_flag_problem(argv) or cbl_config.override_problem(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -8,8 +8,11 @@ max_m / s <= 0, logit-adjustment tau < 0, epochs / batch size / lr <= 0, an unsu
 dataset (imagefolder, listfile, imagenet_lt, places_lt) without its root / list paths, on multi-label data
 (cbl/data/multilabel.py) a loss other than sigmoid / focal or a sampler other than instance, a
 loss.multilabel_weighting other than sample / class (class on single-label data), or a key
-that no config file defines (a typo added with `+key=value`; Hydra itself rejects typos in plain `key=value`
-overrides).
+that no config file defines (a typo added with `+key=value`).
+
+`override_problem(argv)`: the same one line for a command-line override that does not compose (a misspelt plain
+`key=value`, a group option that does not exist, a malformed value), checked by cbl-train before Hydra runs, for
+every value of a sweep.
 
 The keys each config group allows are read from the YAML files of that group under configs/, so the check
 and the configs cannot drift apart.  The resolvers: cbl_run_name / cbl_run_group (the run's folder, from
@@ -21,6 +24,7 @@ cbl_by_rank / cbl_rank (what each process of a distributed job writes).  The run
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -400,3 +404,71 @@ def _check_weighting(loss: DictConfig, optim: DictConfig) -> None:
     if weighting == "effective_number" and loss.beta == 0:
         _fail("loss.drw_epoch", drw_epoch, "deferred re-weighting needs weights to defer: set loss.beta > 0 "
                                            "or loss.weighting=inverse / inverse_sqrt")
+
+
+# ----------------------------------------------------------------------------- command-line overrides
+def override_problem(argv: list[str]) -> str | None:
+    """Why the command line's overrides do not compose, in one line naming the override; None when they compose.
+
+    Every value of a swept override is tried (with the other overrides at their first value), so a typo in one job
+    of a sweep refuses the sweep before any job runs and before Hydra writes anything.  Left to Hydra: command
+    lines with their own config (--config-path / --config-name / --config-dir), the help and info commands, and
+    sweeps it alone can expand (glob, interval)."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException, OverrideParseException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if (args.config_path or args.config_name or args.config_dir or args.help or args.hydra_help or args.info
+            or args.shell_completion or not args.overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(args.overrides))
+    except OverrideParseException as e:
+        return f"cannot parse the overrides: {_one_line(str(e))}"
+    choices = []  # per override: the texts to try, its first value first
+    for text, override in zip(args.overrides, parsed):
+        if not override.is_sweep_override():
+            choices.append([text])
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except HydraException:  # a glob or interval sweep: Hydra's sweeper expands it
+            return None
+        key = override.get_key_element()
+        choices.append([f"{key}={v}" for v in values])
+    trials = [[c[0] for c in choices]]
+    for i, c in enumerate(choices):
+        trials += [[*trials[0][:i], other, *trials[0][i + 1:]] for other in c[1:]]
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        for overrides in trials:
+            try:
+                compose("train", overrides=overrides, return_hydra_config=True)
+            except HydraException as e:
+                return _composition_problem(e, overrides)
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _composition_problem(e: Exception, overrides: list[str]) -> str:
+    """Hydra's several-line message about one override, as one line that names the override."""
+    text = str(e)
+    cause = str(e.__cause__ or "")
+    missing_key = re.match(r"Could not override '([^']+)'", text)
+    if missing_key and "not in struct" in cause:
+        key = missing_key[1]
+        given = next((o for o in overrides if o.lstrip("~+").split("=", 1)[0] == key), key)
+        return f"{given}: the config has no key {key!r} (check its spelling; to add a new key, write +{given})"
+    missing_option = re.search(r"Could not find '([^']+)'", text)
+    if missing_option:
+        group, _, name = missing_option[1].rpartition("/")
+        options = re.search(r"Available options in '[^']+':\n((?:\t.*\n?)+)", text)
+        listed = ", ".join(o.strip() for o in options[1].splitlines() if o.strip()) if options else "none"
+        return f"{group}={name}: no such {group} option; choose one of {listed}"
+    return _one_line(text.split("Config search path")[0] + (" " + cause if cause else ""))
