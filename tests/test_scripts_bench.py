@@ -86,6 +86,7 @@ def test_a_tiny_run_prints_the_table_and_the_ratio(tmp_path):
     readme.write_text("<!-- cbl:other:start -->\n<!-- cbl:other:end -->\n")
     again = run_bench("--from-json", str(tmp_path / "bench.json"), "--readme", str(readme), "--marker", "other")
     assert again.returncode == 0 and bench.table(report) in readme.read_text() and bench.table(report) in again.stdout
+    assert "ratio: tensor+cl+alloc trains " in again.stdout  # the ratio lines too, from the saved results
 
 
 def test_the_bf16_ratio_compares_each_bf16_path_with_its_float32_twin():

@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         except (OSError, ValueError) as e:
             fail(prog, f"cannot read --from-json {args.from_json}: {e}")
         print(table(report))
+        print("\n" + ratio_line([Result(**r) for r in report["results"]]))  # the ratios, as the measuring run printed them
         write_readme(args, report)
         return 0
     import torch
