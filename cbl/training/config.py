@@ -449,6 +449,8 @@ def override_problem(argv: list[str]) -> str | None:
                 compose("train", overrides=overrides, return_hydra_config=True)
             except HydraException as e:
                 return _composition_problem(e, overrides)
+            except Exception:  # anything else: Hydra's own run reports it, as it did before this check
+                return None
     return None
 
 
