@@ -63,3 +63,31 @@ def test_help_describes_cbl_and_version_names_cbl_torch_and_hydra(tmp_path):
 def test_resolve_without_cfg_is_one_line(tmp_path):
     proc = run_cli(["--resolve"], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr == "error: --resolve goes with --cfg (e.g. --cfg job --resolve) or --help\n"
+
+
+def test_a_sweep_file_s_values_are_tried_too_unless_the_command_line_replaces_them(tmp_path, monkeypatch):
+    """A typo among a sweep file's hydra.sweeper.params refuses the sweep in one line, as on the command line."""
+    import shutil
+
+    from cbl.training import config as cbl_config
+
+    configs = tmp_path / "configs"
+    shutil.copytree(cbl_config.CONFIG_DIR, configs)
+    (configs / "sweep" / "typo.yaml").write_text(
+        "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      loss: softmax,focall\n"
+        "      loss.beta: 0.0,0.9\n")
+    (configs / "sweep" / "key_typo.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      loss.bta: 0.0,0.9\n")
+    monkeypatch.setattr(cbl_config, "CONFIG_DIR", configs)
+    assert cbl_config.override_problem(["sweep=typo"]).startswith("loss=focall: no such loss option; choose one of")
+    assert cbl_config.override_problem(["sweep=key_typo"]).startswith("loss.bta=0.0: the config has no key 'loss.bta'")
+    assert cbl_config.override_problem(["sweep=typo", "loss=softmax"]) is None  # the command line's loss replaces it
+    assert cbl_config.override_problem(["sweep=evidence_lossy"]) is None
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_passes_the_override_check(preset):
+    """The check before Hydra runs never refuses a shipped experiment or sweep, every swept value included."""
+    from cbl.training.config import override_problem
+
+    assert override_problem([preset]) is None

@@ -410,25 +410,46 @@ def _check_weighting(loss: DictConfig, optim: DictConfig) -> None:
 def override_problem(argv: list[str]) -> str | None:
     """Why the command line's overrides do not compose, in one line naming the override; None when they compose.
 
-    Every value of a swept override is tried (with the other overrides at their first value), so a typo in one job
-    of a sweep refuses the sweep before any job runs and before Hydra writes anything.  Left to Hydra: command
-    lines with their own config (--config-path / --config-name / --config-dir), the help and info commands, and
-    sweeps it alone can expand (glob, interval)."""
+    Every value of a swept override is tried (with the other overrides at their first value), and so is every value
+    a sweep file lists (`hydra.sweeper.params`), so a typo in one job of a sweep refuses the sweep before any job
+    runs and before Hydra writes anything.  Left to Hydra: command lines with their own config (--config-path /
+    --config-name / --config-dir), the help and info commands, and sweeps it alone can expand (glob, interval)."""
     from hydra._internal.utils import get_args_parser
-    from hydra.errors import HydraException, OverrideParseException
+    from hydra.errors import OverrideParseException
 
     args, _ = get_args_parser().parse_known_args(argv)
     if (args.config_path or args.config_name or args.config_dir or args.help or args.hydra_help or args.info
-            or args.shell_completion or not args.overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"):
+            or args.shell_completion or os.environ.get("HYDRA_FULL_ERROR") == "1"):
         return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
-        parsed = OverridesParser.create().parse_overrides(list(args.overrides))
+        given = _override_choices(list(args.overrides))
     except OverrideParseException as e:
         return f"cannot parse the overrides: {_one_line(str(e))}"
-    choices = []  # per override: the texts to try, its first value first
-    for text, override in zip(args.overrides, parsed):
+    if given is None:
+        return None
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        problem, cfg = _compose_each_value(given)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None
+        if problem or not isinstance(params, Mapping):
+            return problem
+        # a sweep file's values, except those the command line replaces
+        keys = {texts[0].lstrip("~+").split("=", 1)[0] for texts in given}
+        try:
+            listed = _override_choices([f"{k}={v}" for k, v in params.items() if k not in keys])
+        except OverrideParseException as e:
+            return f"cannot parse the sweep file's hydra.sweeper.params: {_one_line(str(e))}"
+        return _compose_each_value(given + listed)[0] if listed else None
+
+
+def _override_choices(texts: list[str]) -> list[list[str]] | None:
+    """Per override, the override texts to try (its first value first); None for a sweep only Hydra can expand."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    choices = []
+    for text, override in zip(texts, OverridesParser.create().parse_overrides(texts)):
         if not override.is_sweep_override():
             choices.append([text])
             continue
@@ -436,22 +457,27 @@ def override_problem(argv: list[str]) -> str | None:
             values = list(override.sweep_string_iterator())
         except HydraException:  # a glob or interval sweep: Hydra's sweeper expands it
             return None
-        key = override.get_key_element()
-        choices.append([f"{key}={v}" for v in values])
-    trials = [[c[0] for c in choices]]
-    for i, c in enumerate(choices):
-        trials += [[*trials[0][:i], other, *trials[0][i + 1:]] for other in c[1:]]
-    from hydra import compose, initialize_config_dir
+        choices.append([f"{override.get_key_element()}={v}" for v in values])
+    return choices
 
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        for overrides in trials:
-            try:
-                compose("train", overrides=overrides, return_hydra_config=True)
-            except HydraException as e:
-                return _composition_problem(e, overrides)
-            except Exception:  # anything else: Hydra's own run reports it, as it did before this check
-                return None
-    return None
+
+def _compose_each_value(choices: list[list[str]]) -> tuple[str | None, DictConfig | None]:
+    """(the first problem, None) or (None, the config of every override at its first value)."""
+    from hydra import compose
+    from hydra.errors import HydraException
+
+    first = [c[0] for c in choices]
+    trials = [first] + [[*first[:i], other, *first[i + 1:]] for i, c in enumerate(choices) for other in c[1:]]
+    cfg = None
+    for overrides in trials:
+        try:
+            composed = compose("train", overrides=overrides, return_hydra_config=True)
+        except HydraException as e:
+            return _composition_problem(e, overrides), None
+        except Exception:  # anything else: Hydra's own run reports it, as it did before this check
+            return None, None
+        cfg = composed if cfg is None else cfg
+    return None, cfg
 
 
 def _one_line(text: str) -> str:
