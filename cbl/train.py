@@ -82,8 +82,7 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 def cli() -> None:
     """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
     `--version`, one line for flags that cannot go together or an override that does not compose
-    (cbl.training.config.override_problem), and a
-    sweep's exit status (cbl/training/failures.py)."""
+    (cbl.training.config.override_problem), and a sweep's exit status (cbl/training/failures.py)."""
     from cbl.cli import resolved_hydra_node_request, train_flag_problem, version
 
     argv = sys.argv[1:]

@@ -419,8 +419,8 @@ def override_problem(argv: list[str]) -> str | None:
 
     args, _ = get_args_parser().parse_known_args(argv)
     if (args.config_path or args.config_name or args.config_dir or args.help or args.hydra_help or args.info
-            or args.shell_completion or os.environ.get("HYDRA_FULL_ERROR") == "1"):
-        return None
+            or args.shell_completion or not args.overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"):
+        return None  # (a sweep file comes from an override: without any, the config is the shipped one)
     try:
         given = _override_choices(list(args.overrides))
     except OverrideParseException as e:
@@ -434,13 +434,18 @@ def override_problem(argv: list[str]) -> str | None:
         params = OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None
         if problem or not isinstance(params, Mapping):
             return problem
-        # a sweep file's values, except those the command line replaces
-        keys = {texts[0].lstrip("~+").split("=", 1)[0] for texts in given}
+        # a sweep file's values, except those the command line replaces; the command line's own are tried already
+        keys = {_override_key(texts[0]) for texts in given}
         try:
             listed = _override_choices([f"{k}={v}" for k, v in params.items() if k not in keys])
         except OverrideParseException as e:
             return f"cannot parse the sweep file's hydra.sweeper.params: {_one_line(str(e))}"
-        return _compose_each_value(given + listed)[0] if listed else None
+        return _compose_each_value(given + listed, vary_from=len(given))[0] if listed else None
+
+
+def _override_key(text: str) -> str:
+    """"+loss.beta=0.9" -> "loss.beta": the key an override text sets, without its add / delete prefix."""
+    return text.lstrip("~+").split("=", 1)[0]
 
 
 def _override_choices(texts: list[str]) -> list[list[str]] | None:
@@ -461,13 +466,15 @@ def _override_choices(texts: list[str]) -> list[list[str]] | None:
     return choices
 
 
-def _compose_each_value(choices: list[list[str]]) -> tuple[str | None, DictConfig | None]:
-    """(the first problem, None) or (None, the config of every override at its first value)."""
+def _compose_each_value(choices: list[list[str]], vary_from: int = 0) -> tuple[str | None, DictConfig | None]:
+    """(the first problem, None) or (None, the config of every override at its first value).  Tried: every override
+    at its first value, then each other value of the overrides from `vary_from` on, one at a time."""
     from hydra import compose
     from hydra.errors import HydraException
 
     first = [c[0] for c in choices]
-    trials = [first] + [[*first[:i], other, *first[i + 1:]] for i, c in enumerate(choices) for other in c[1:]]
+    trials = [first] + [[*first[:i], other, *first[i + 1:]]
+                        for i, c in enumerate(choices) if i >= vary_from for other in c[1:]]
     cfg = None
     for overrides in trials:
         try:
@@ -491,7 +498,7 @@ def _composition_problem(e: Exception, overrides: list[str]) -> str:
     missing_key = re.match(r"Could not override '([^']+)'", text)
     if missing_key and "not in struct" in cause:
         key = missing_key[1]
-        given = next((o for o in overrides if o.lstrip("~+").split("=", 1)[0] == key), key)
+        given = next((o for o in overrides if _override_key(o) == key), key)
         return f"{given}: the config has no key {key!r} (check its spelling; to add a new key, write +{given})"
     missing_option = re.search(r"Could not find '([^']+)'", text)
     if missing_option:
