@@ -62,7 +62,7 @@ def train_flag_problem(argv: list[str]) -> str | None:
 
 
 def resolved_hydra_node_request(argv: list[str]) -> list[str] | None:
-    """The overrides of a `--cfg hydra --resolve` command line (cbl.training.config.resolved_hydra_config prints it:
+    """The overrides of a `--cfg hydra --resolve` command line (cbl.training.overrides.resolved_hydra_config prints it:
     Hydra itself cannot resolve its run dir there); None for any other command line, which Hydra handles."""
     from hydra._internal.utils import get_args_parser
 

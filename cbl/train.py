@@ -43,6 +43,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cbl.training import config as cbl_config
+from cbl.training import overrides
 from cbl.training.failures import exit_status, last_sweep_status, report_job, stop_status
 from cbl.training.refusal import discard_unstarted, job_logs
 from cbl.training.run import USER_ERRORS, train
@@ -82,14 +83,14 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
 def cli() -> None:
     """`cbl-train` and `python -m cbl.train`: Hydra's command line (`main`), and what Hydra leaves to the app:
     `--version`, one line for flags that cannot go together or an override that does not compose
-    (cbl.training.config.override_problem), and a sweep's exit status (cbl/training/failures.py)."""
+    (cbl.training.overrides.override_problem), and a sweep's exit status (cbl/training/failures.py)."""
     from cbl.cli import resolved_hydra_node_request, train_flag_problem, version
 
     argv = sys.argv[1:]
     if "--version" in argv:
         print(version())
         return
-    problem = train_flag_problem(argv) or cbl_config.override_problem(argv)
+    problem = train_flag_problem(argv) or overrides.override_problem(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
@@ -98,7 +99,7 @@ def cli() -> None:
         from hydra.errors import HydraException
 
         try:
-            print(cbl_config.resolved_hydra_config(hydra_node), end="")
+            print(overrides.resolved_hydra_config(hydra_node), end="")
             return
         except HydraException:
             pass  # an override that does not compose: Hydra's main() below says so, as for any command

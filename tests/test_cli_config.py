@@ -69,25 +69,25 @@ def test_a_sweep_file_s_values_are_tried_too_unless_the_command_line_replaces_th
     """A typo among a sweep file's hydra.sweeper.params refuses the sweep in one line, as on the command line."""
     import shutil
 
-    from cbl.training import config as cbl_config
+    from cbl.training import overrides
 
     configs = tmp_path / "configs"
-    shutil.copytree(cbl_config.CONFIG_DIR, configs)
+    shutil.copytree(overrides.CONFIG_DIR, configs)
     (configs / "sweep" / "typo.yaml").write_text(
         "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      loss: softmax,focall\n"
         "      loss.beta: 0.0,0.9\n")
     (configs / "sweep" / "key_typo.yaml").write_text(
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      loss.bta: 0.0,0.9\n")
-    monkeypatch.setattr(cbl_config, "CONFIG_DIR", configs)
-    assert cbl_config.override_problem(["sweep=typo"]).startswith("loss=focall: no such loss option; choose one of")
-    assert cbl_config.override_problem(["sweep=key_typo"]).startswith("loss.bta=0.0: the config has no key 'loss.bta'")
-    assert cbl_config.override_problem(["sweep=typo", "loss=softmax"]) is None  # the command line's loss replaces it
-    assert cbl_config.override_problem(["sweep=evidence_lossy"]) is None
+    monkeypatch.setattr(overrides, "CONFIG_DIR", configs)
+    assert overrides.override_problem(["sweep=typo"]).startswith("loss=focall: no such loss option; choose one of")
+    assert overrides.override_problem(["sweep=key_typo"]).startswith("loss.bta=0.0: the config has no key 'loss.bta'")
+    assert overrides.override_problem(["sweep=typo", "loss=softmax"]) is None  # the command line's loss replaces it
+    assert overrides.override_problem(["sweep=evidence_lossy"]) is None
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_passes_the_override_check(preset):
     """The check before Hydra runs never refuses a shipped experiment or sweep, every swept value included."""
-    from cbl.training.config import override_problem
+    from cbl.training.overrides import override_problem
 
     assert override_problem([preset]) is None

@@ -4,7 +4,7 @@ configuration has one committed copy wherever its run was written."""
 import pytest
 from omegaconf import OmegaConf
 
-from cbl.training.config import sweep_runs
+from cbl.training.overrides import sweep_runs
 from tests.runfactory import load_script, write_run
 from tests.train_utils import compose_cfg
 

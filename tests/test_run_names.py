@@ -6,7 +6,8 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from cbl.training.config import run_group, run_name, sweep_runs
+from cbl.training.config import run_group, run_name
+from cbl.training.overrides import sweep_runs
 from tests.train_utils import compose_cfg
 
 

@@ -50,7 +50,7 @@ def test_exit_status_0_when_all_finished_and_2_on_errors(tmp_path):
 def test_one_sweep_across_the_group_folders_its_runs_landed_in(tmp_path, capsys):
     """--sweep picks one multirun's runs by their names, in whichever group folder each landed (a shortened recipe
     sends them to outputs/runs); folders holding none of them, or missing, are fine."""
-    from cbl.training.config import sweep_runs
+    from cbl.training.overrides import sweep_runs
 
     sweep = "sweep=methods_demo optim.epochs=2"
     names = sorted(sweep_runs(sweep.split()))

@@ -8,7 +8,7 @@ The queue file holds one configuration per line, as `cbl-train` overrides added 
     loss=softmax loss.beta=0.0 precision=fp32
     dataset.imbalance_factor=1 loss=softmax loss.beta=0.0
 
-In file order, each line's runs (cbl.training.config.sweep_runs names them) are
+In file order, each line's runs (cbl.training.overrides.sweep_runs names them) are
   * skipped when --to already holds a finished summary of every one of them (committed evidence is never retrained),
   * else trained by `python -m cbl.train <base> resume=true <line>`, which continues a stopped run from its newest
     checkpoint and returns at once for a finished one, and then
@@ -47,7 +47,7 @@ class Entry:
 
 def read_queue(path: Path, base: list[str]) -> list[Entry]:
     """The queue file's configurations, each named (one-line RunsError on a line Hydra cannot compose)."""
-    from cbl.training.config import sweep_runs  # Hydra: only once there is a queue to read
+    from cbl.training.overrides import sweep_runs  # Hydra: only once there is a queue to read
 
     try:
         text = path.read_text(encoding="utf-8")

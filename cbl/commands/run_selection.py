@@ -3,7 +3,7 @@
     --runs DIR [DIR ...]   folders searched recursively for run directories
     --recipe R             paper, all, or one recipe as the tables spell it (cbl.reporting.runs.select_runs)
     --where KEY=VALUE      recorded run fields (repeatable)
-    --sweep "OVERRIDES"    only the runs of that multirun, e.g. "sweep=methods seed=0,1" (cbl.training.config.sweep_runs)
+    --sweep "OVERRIDES"    only the runs of that multirun, e.g. "sweep=methods seed=0,1" (cbl.training.overrides.sweep_runs)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def selected_runs(args: argparse.Namespace, missing_ok: bool = False) -> list[Ru
 
 def of_sweep(runs: list[Run], sweep: str) -> list[Run]:
     """The runs of the multirun `sweep` ("sweep=methods seed=0,1"), by the run names its jobs get."""
-    from cbl.training.config import sweep_runs  # Hydra: only when asked for
+    from cbl.training.overrides import sweep_runs  # Hydra: only when asked for
 
     try:
         names = sweep_runs(shlex.split(sweep))
