@@ -8,7 +8,11 @@ import pytest
 
 from cbl.reporting import paper
 from cbl.reporting.runs import find_runs
-from cbl.reporting.tables import build_methods, build_precision, build_table2, build_table3, make_table
+from cbl.reporting.methods_table import build_methods
+from cbl.reporting.precision_table import build_precision
+from cbl.reporting.table2 import build_table2
+from cbl.reporting.table3 import build_table3
+from cbl.reporting.tables import make_table
 from tests.runfactory import load_script, run_script, write_history, write_run
 
 make_table_script = load_script("make_table")
@@ -355,16 +359,16 @@ def test_footers_speak_of_the_rows_shown(tmp_path):
 
 
 def test_training_times_say_where_they_were_measured(tmp_path):
-    from cbl.reporting.tables import _describe_runs
+    from cbl.reporting.table_parts import describe_runs
 
     for name, machine in (("a", {"device": "cpu", "name": "Xeon (2 CPUs)", "threads": 1}),
                           ("b", {"device": "cpu", "name": "Xeon (2 CPUs)", "threads": 1})):
         write_run(tmp_path / "one" / name)
         patch_metrics(tmp_path / "one" / name, machine=machine)
-    assert _describe_runs(find_runs(tmp_path / "one")).endswith(", measured on Xeon (2 CPUs), 1 torch thread.")
+    assert describe_runs(find_runs(tmp_path / "one")).endswith(", measured on Xeon (2 CPUs), 1 torch thread.")
     patch_metrics(tmp_path / "one" / "b", machine={"device": "cuda", "name": "H200", "threads": 8})
     write_run(tmp_path / "one" / "c")
-    text = _describe_runs(find_runs(tmp_path / "one"))
+    text = describe_runs(find_runs(tmp_path / "one"))
     assert "(measured on 2 machines; machine not recorded for 1 run: times differ by 2x" in text
 
 

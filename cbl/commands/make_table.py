@@ -36,8 +36,9 @@ from cbl.cli import ArgumentParser, fail, invocation
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
 from cbl.reporting.readme import MarkerError, update_file
 from cbl.reporting.runs import RunsError
+from cbl.reporting.table_parts import METRICS
 from cbl.reporting.table_run import TableRunError, log_table
-from cbl.reporting.tables import BUILDERS, METRICS, TableError, make_table
+from cbl.reporting.tables import BUILDERS, TableError, make_table
 
 PROG = "cbl-make-table"
 

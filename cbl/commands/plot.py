@@ -23,7 +23,7 @@ from pathlib import Path
 from cbl.cli import ArgumentParser, fail
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
 from cbl.reporting.runs import RunsError, one_vote
-from cbl.reporting.tables import METRICS
+from cbl.reporting.table_parts import METRICS
 
 PROG = "cbl-plot"
 

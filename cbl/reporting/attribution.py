@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from cbl.reporting import paper
 from cbl.reporting.runs import Run, Stat, summarize
-from cbl.reporting.tables import _CIFAR, DASH, MINUS, Notes, _finished, _group, _row, fmt
+from cbl.reporting.table_parts import CIFAR_NAMES, DASH, MINUS, Notes, finished_runs, fmt, group_by, md_row
 
 @dataclass
 class AttributionRow:
@@ -59,11 +59,11 @@ def _softmax(runs: list[Run]) -> list[Run]:
 def build_attribution(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
                       ) -> tuple[list[AttributionRow], Notes, list[Run]]:
     notes = Notes()
-    done = _softmax(_finished(runs, metric, notes))
+    done = _softmax(finished_runs(runs, metric, notes))
     rows, used = [], []
     # the same data, each run on the paper's schedule for its IF (the lr factors of IF 1 are the balanced
     # scripts'): only precision and IF may differ within a group
-    groups = _group(done, lambda r: (str(r.dataset), r.data_source or "not recorded",
+    groups = group_by(done, lambda r: (str(r.dataset), r.data_source or "not recorded",
                                      ", ".join(r.recipe_differences("precision", "data"))))
     for (dataset, data, schedule), rs in groups.items():
         name = dataset.removesuffix("_lt")
@@ -86,7 +86,7 @@ def _attribution_row(dataset: str, data: str, imbalance_factor, paper_error: flo
     """One row: the softmax runs at `imbalance_factor` in their usual precision, the IF 1 runs in it, and the
     bf16 / float32 pairs at `imbalance_factor`."""
     at_if = [r for r in rs if r.imbalance_factor == imbalance_factor]
-    by_precision = _group(at_if, lambda r: (r.precision,))
+    by_precision = group_by(at_if, lambda r: (r.precision,))
     usual = max(by_precision, key=lambda k: (len(by_precision[k]), k[0] == "bf16"))
     precision = usual[0]
     ours = summarize(r.value(metric) for r in by_precision[usual])
@@ -115,14 +115,14 @@ def render_attribution(rows: list[AttributionRow], metric: str = "top1_err") -> 
     lines = ["**Where the softmax gap goes.** Softmax (β = 0) top-1 error (%) at each imbalance factor run against "
              "the paper's, and what runs made to isolate each difference measure: the copy's own cost on balanced "
              "data (IF 1), bf16 against float32 for the same seed, and the spread over seeds.",
-             "", _row(head), _row(["---"] * len(head))]
+             "", md_row(head), md_row(["---"] * len(head))]
     for r in rows:
         ours = fmt(r.ours.mean) + ("" if r.ours.n == 1 else f" ± {fmt(r.ours.std)} (n={r.ours.n})")
         copy = DASH if r.copy is None else f"{_signed(r.copy[0] - r.copy[1])} ({fmt(r.copy[0])} vs {fmt(r.copy[1])})"
         delta = DASH if r.precision_delta is None else _signed(r.precision_delta.mean) + (
             "" if r.precision_delta.n == 1 else f" ± {fmt(r.precision_delta.std)}") + f" (n={r.precision_delta.n})"
-        lines.append(_row([
-            _CIFAR.get(r.dataset.removesuffix("_lt"), r.dataset) + f" IF {r.imbalance_factor}", r.data,
+        lines.append(md_row([
+            CIFAR_NAMES.get(r.dataset.removesuffix("_lt"), r.dataset) + f" IF {r.imbalance_factor}", r.data,
             f"{ours} in {r.precision} ({fmt(r.paper_error)})", _signed(r.offset), copy, delta,
             DASH if r.seeds is None else fmt(r.seeds.std) + (" (seeds and subsets)" if r.subsets else ""),
             _signed(r.rest),

@@ -36,8 +36,8 @@ import numpy as np
 from cbl.training.predictions import BEST, LAST, PredictionsError, load_predictions
 from cbl.reporting import paper
 from cbl.reporting.runs import Run, RunsError, Stat, draw_order, is_paper_method, summarize
-from cbl.reporting.tables import (_CIFAR, DASH, MINUS, METRICS, Notes, _finished, _group, _head, _row, fmt, fmt_config,
-                                  fmt_stat, loss_key)
+from cbl.reporting.table_parts import (CIFAR_NAMES, DASH, METRICS, MINUS, Notes, finished_runs, fmt, fmt_config,
+                                       fmt_stat, group_by, loss_key, md_head, md_row)
 
 RESAMPLES = 2000
 LEVEL = 0.95
@@ -128,8 +128,8 @@ def _contexts(runs: list[Run], metric: str, notes: Notes, table: str) -> dict[tu
     """The finished runs of the paper's losses by (dataset, IF, model, how the recipe differs from the paper's)."""
     mine = [r for r in runs if is_paper_method(r)]
     notes.left_out(runs, mine, table)
-    done = _finished(mine, metric, notes)
-    return _group(done, lambda r: (str(r.dataset), r.imbalance_factor, str(r.model), ", ".join(r.recipe_differences())))
+    done = finished_runs(mine, metric, notes)
+    return group_by(done, lambda r: (str(r.dataset), r.imbalance_factor, str(r.model), ", ".join(r.recipe_differences())))
 
 
 # ----------------------------------------------------------------------------- gain: class-balanced vs beta = 0
@@ -180,7 +180,7 @@ def build_gain(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
     contexts = _contexts(runs, metric, notes, "the gain table")
     rows, used = [], []
     for (dataset, imb, _model, recipe), rs in contexts.items():
-        configs = _group(rs, lambda r: (*loss_key(r), r.beta))
+        configs = group_by(rs, lambda r: (*loss_key(r), r.beta))
         softmax = configs.get(("softmax", None, 0.0), [])
         for (loss, gamma, beta), cb in configs.items():
             if beta == 0.0:
@@ -191,7 +191,7 @@ def build_gain(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
                 notes.lines.append(f"{cb[0].describe()}: no β = 0 run of the same seed to compare with")
                 continue
             used += cb + softmax + own
-            p = paper.table2_row(dataset, imb) if _CIFAR.get(dataset.removesuffix("_lt")) else None
+            p = paper.table2_row(dataset, imb) if CIFAR_NAMES.get(dataset.removesuffix("_lt")) else None
             rows.append(GainResult(dataset, imb, recipe, loss, beta, gamma, summarize(r.value(metric) for r in cb),
                                    vs_softmax, vs_own, None if p is None else p.cb_best - p.softmax))
     rows.sort(key=lambda g: (g.recipe, g.dataset, -(g.imbalance_factor or 0), g.loss, g.gamma or 0.0, g.beta))
@@ -224,15 +224,15 @@ def fmt_gain(g: Gain | None) -> str:
 def render_gain(rows: list[GainResult], metric: str = "top1_err") -> str:
     head = ["dataset", "IF", "recipe", "CB loss, β, γ", "CB top-1 err", "Δ vs softmax (β 0)", "Δ vs same loss (β 0)",
             "paper: CB best − softmax"]  # fmt: skip
-    lines = _head(
+    lines = md_head(
         f"**Class-balanced gain.** Top-1 error (%) at the {METRICS[metric]}; Δ = class-balanced run − β = 0 run of "
         "the same seed (negative: class balancing helps), mean ± std over the seeds paired; [low, high]: 95 % paired "
         f"bootstrap interval over the test images ({RESAMPLES} resamples).",
         head,
     )
     for g in rows:
-        lines.append(_row([
-            _CIFAR.get(g.dataset.removesuffix("_lt"), g.dataset), str(g.imbalance_factor if g.imbalance_factor is not None else DASH),
+        lines.append(md_row([
+            CIFAR_NAMES.get(g.dataset.removesuffix("_lt"), g.dataset), str(g.imbalance_factor if g.imbalance_factor is not None else DASH),
             _recipe_label(g.dataset, g.recipe), fmt_config(g.loss, g.beta, g.gamma), fmt_stat(g.error), fmt_gain(g.vs_softmax),
             fmt_gain(g.vs_own), DASH if g.paper_gain is None else fmt_diff(g.paper_gain),
         ]))  # fmt: skip
@@ -272,7 +272,7 @@ def build_selection(runs: list[Run], metric: str = "top1_err", all_rows: bool = 
     rows, used = [], []
     for (dataset, imb, _model, recipe), rs in contexts.items():
         candidates = rs if imb == 1 else [r for r in rs if r.beta > 0.0]  # IF 1: the CB term is 1 (as Table 2)
-        configs = _group(candidates, lambda r: (*loss_key(r), r.beta))
+        configs = group_by(candidates, lambda r: (*loss_key(r), r.beta))
         errors, labels = {}, None
         for key, members in configs.items():
             got = _per_image(members, metric)
@@ -308,7 +308,7 @@ def build_selection(runs: list[Run], metric: str = "top1_err", all_rows: bool = 
 def render_selection(rows: list[SelectionResult], metric: str = "top1_err") -> str:
     head = ["dataset", "IF", "recipe", "candidates", "CB best on the test set", "its error",
             f"chosen on a half (of {2 * SPLITS})", "honest error", "optimism"]  # fmt: skip
-    lines = _head(
+    lines = md_head(
         f"**CB best, chosen honestly.** Top-1 error (%) at the {METRICS[metric]} of the class-balanced configuration "
         "chosen on the whole test set (as the paper's CB best) and of the one chosen on one half of the test set and "
         f"scored on the other (both ways; halves stratified by class), mean ± std over {SPLITS} such splits; "
@@ -317,8 +317,8 @@ def render_selection(rows: list[SelectionResult], metric: str = "top1_err") -> s
     )
     for s in rows:
         shares = "; ".join(f"{_config_label(k)} ({share:.0%})" for k, share in s.choice_shares.items())
-        lines.append(_row([
-            _CIFAR.get(s.dataset.removesuffix("_lt"), s.dataset), str(s.imbalance_factor if s.imbalance_factor is not None else DASH),
+        lines.append(md_row([
+            CIFAR_NAMES.get(s.dataset.removesuffix("_lt"), s.dataset), str(s.imbalance_factor if s.imbalance_factor is not None else DASH),
             _recipe_label(s.dataset, s.recipe), str(s.candidates), _config_label(s.test_choice), fmt(s.test_error), shares,
             f"{fmt(s.honest_error.mean)} ± {fmt(s.honest_error.std)}", fmt_diff(s.honest_error.mean - s.test_error),
         ]))  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cbl.evaluation.multilabel import GROUPS, class_group
 from cbl.reporting.runs import Run, Stat, summarize
-from cbl.reporting.tables import DASH, METRICS, Notes, _group, _head, _row, fmt, fmt_param, one_vote
+from cbl.reporting.table_parts import DASH, METRICS, Notes, fmt, fmt_param, group_by, md_head, md_row, one_vote
 
 #: the mAP a table's --metric stands for: the last epoch's or the best epoch's
 MAP_METRICS = {"top1_err": "map", "best_top1_err": "best_map"}
@@ -71,13 +71,13 @@ def build_multilabel(runs: list[Run], metric: str = "top1_err", all_rows: bool =
                 str(r.config.get("multilabel_weighting", "sample")), r.deviations("multilabel_weighting"))
 
     rows = []
-    for k, rs in _group(done, row_key).items():
+    for k, rs in group_by(done, row_key).items():
         seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
         rows.append(MultiLabelResult(*k, summarize(r.value(key) for r in rs),
                                      {g: summarize(group_value(r, g, key) for r in rs) for g in GROUPS}, seeds))
     rows.sort(key=lambda m: (m.dataset, -(m.imbalance_factor or 0), m.model, m.settings, m.loss, m.gamma or 0.0,
                              m.beta > 0, m.weighting, m.beta))
-    for dataset, rs in _group(done, lambda r: (str(r.dataset),)).items():
+    for dataset, rs in group_by(done, lambda r: (str(r.dataset),)).items():
         sizes = {tuple(group_sizes(r).items()) for r in rs}
         if len(sizes) == 1:
             notes.lines.append(f"{dataset[0]}: " + ", ".join(f"{g} {n} classes" for g, n in next(iter(sizes))))
@@ -93,11 +93,11 @@ def render_multilabel(rows: list[MultiLabelResult], metric: str = "top1_err") ->
             return DASH
         return fmt(s.mean) + ("" if s.n == 1 else f" ± {fmt(s.std)}") + ("" if s.n == n else f" (n={s.n})")
 
-    lines = _head(f"**Multi-label.** mAP (%) at the {METRICS[metric]}, over all classes and over the head / medium / "
+    lines = md_head(f"**Multi-label.** mAP (%) at the {METRICS[metric]}, over all classes and over the head / medium / "
                   "tail classes.", head)
     for m in rows:
         n = len(m.seeds)
-        lines.append(_row([
+        lines.append(md_row([
             m.dataset, str(m.imbalance_factor if m.imbalance_factor is not None else DASH), m.model, m.loss,
             fmt_param(m.beta), fmt_param(m.gamma), WEIGHTINGS.get(m.weighting, m.weighting) if m.beta > 0 else "-",
             m.settings or "-", cell(m.map, n), *(cell(m.groups[g], n) for g in GROUPS),

@@ -235,7 +235,7 @@ class Run:
     @property
     def identity(self) -> str:
         """Everything recorded about the configuration but the seed, as one string: two finished runs with the same
-        identity, seed and subset seed are the same run twice (cbl.reporting.tables counts the newest once)."""
+        identity, seed and subset seed are the same run twice (the tables count the newest once, cbl.reporting.table_parts.one_vote)."""
         cfg = {k: v for k, v in self.config.items() if k != "seed"}
         return json.dumps([cfg, self.subset_seed], sort_keys=True, default=str)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cbl.reporting.runs import OFFICIAL_DATA, Run
-from cbl.reporting.tables import _CIFAR, DASH, Notes, _finished, _group, _row, loss_key
+from cbl.reporting.table_parts import CIFAR_NAMES, DASH, Notes, finished_runs, group_by, loss_key, md_row
 
 
 @dataclass
@@ -28,10 +28,10 @@ class StatusRow:
 def build_status(runs: list[Run], metric: str = "top1_err", all_rows: bool = False
                  ) -> tuple[list[StatusRow], Notes, list[Run]]:
     notes = Notes()
-    done = _finished(runs, metric, notes)
+    done = finished_runs(runs, metric, notes)
     rows = []
     # the official release apart from other copies: only its runs are the paper's setting
-    groups = _group(done, lambda r: (", ".join(r.recipe_differences("data")), str(r.dataset),
+    groups = group_by(done, lambda r: (", ".join(r.recipe_differences("data")), str(r.dataset),
                                      r.data_source == OFFICIAL_DATA))
 
     def order(item) -> tuple:  # the paper's recipe on the official data first, then the longest schedules
@@ -39,7 +39,7 @@ def build_status(runs: list[Run], metric: str = "top1_err", all_rows: bool = Fal
         return recipe != "", not official and recipe == "", -max((r.config.get("epochs") or 0) for r in rs), recipe, dataset
 
     for (recipe, dataset, _official), rs in sorted(groups.items(), key=order):
-        configs = _group(rs, lambda r: (r.method, *loss_key(r), r.beta))
+        configs = group_by(rs, lambda r: (r.method, *loss_key(r), r.beta))
         seeds = {}
         for (method, loss, gamma, beta), members in sorted(configs.items(), key=lambda kv: (kv[0][1], kv[0][2] or 0,
                                                                                            kv[0][3], str(kv[0]))):
@@ -60,7 +60,7 @@ def config_label(method: str, loss: str, gamma: float | None, beta: float) -> st
 
 
 def _dataset(name: str) -> str:
-    return _CIFAR.get(name.removesuffix("_lt"), name) + ("-LT" if name.endswith("_lt") and name.startswith("cifar") else "")
+    return CIFAR_NAMES.get(name.removesuffix("_lt"), name) + ("-LT" if name.endswith("_lt") and name.startswith("cifar") else "")
 
 
 def _setting(row: StatusRow) -> str:
@@ -74,10 +74,10 @@ def _setting(row: StatusRow) -> str:
 def render_status(rows: list[StatusRow], metric: str = "top1_err") -> str:
     head = ["setting", "dataset", "IF", "configurations (seeds)", "epochs", "data"]
     lines = ["**Reproduced so far.** Finished runs by setting: the paper's recipe on its data, or how a setting "
-             "differs from it (such runs never fill a paper cell).", "", _row(head), _row(["---"] * len(head))]
+             "differs from it (such runs never fill a paper cell).", "", md_row(head), md_row(["---"] * len(head))]
     for r in rows:
         configs = ", ".join(f"{c} ({len(s)})" for c, s in r.seeds.items())
-        lines.append(_row([
+        lines.append(md_row([
             _setting(r), _dataset(r.dataset), ", ".join(str(v) for v in r.imbalance_factors) or DASH,
             configs, ", ".join(str(e) for e in r.epochs), ", ".join(r.data),
         ]))  # fmt: skip

@@ -27,8 +27,9 @@ from cbl.training.run_identity import run_name
 
 def sweep_runs(overrides: list[str]) -> set[str]:
     """The run name (the run's folder) of every job that `python -m cbl.train -m <overrides>` runs, e.g.
-    ["sweep=methods", "seed=0,1"]: the sweep file's hydra.sweeper.params and the sweep values of `overrides` (which win over the file's)
-    expanded as Hydra's basic sweeper does, each job composed and named.  Lets a table show exactly one sweep's runs."""
+    ["sweep=methods", "seed=0,1"]: the sweep file's hydra.sweeper.params and the sweep values of `overrides` (which
+    win over the file's) expanded as Hydra's basic sweeper does, each job composed and named.  Lets a table show
+    exactly one sweep's runs."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
