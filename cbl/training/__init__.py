@@ -16,6 +16,7 @@
     predictions.py      the saved test logits and labels (predictions_last.npz), in test-set order under DDP
     tracking.py         Weights & Biases logging that never stops training
     distributed.py      DistributedDataParallel setup (torchrun, submitit) and the device choice
+    active_time.py      training time without the time the process was stopped (kill -STOP)
     perf.py             settings that change speed, never results (host allocator, torch.compile options)
     bank.py             K configurations of one Table 2 cell trained together on one device
     faults.py           fault injection for the crash-safety tests

@@ -24,7 +24,6 @@ import logging
 import math
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from cbl.evaluation.metrics import EvalAccumulator
 from cbl.training.predictions import PredictionCollector
 from cbl.models.bank import BankError, CifarResNetBank
 from cbl.training.checkpoint import CorruptCheckpointError
+from cbl.training.active_time import active_now
 from cbl.training.distributed import setup_distributed
 from cbl.training.engine import DivergenceError, autocast
 from cbl.training.faults import maybe_kill
@@ -264,7 +264,7 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
     train_model = torch.compile(bank, **compile_options(cfg.compile)) if cfg.compile else bank
     alive = torch.ones(len(members), dtype=torch.bool, device=device)
     epochs = int(cfg.optim.epochs)
-    session_start = time.perf_counter()
+    session_start = active_now()
     log.info("bank of %d from epoch %d: %s", len(members), start_epoch, ", ".join(m.name for m in members))
     for epoch in range(start_epoch, epochs + 1):
         data.train.set_epoch(epoch)
@@ -296,13 +296,13 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
             save_run_checkpoint(
                 m.cfg, m.run_dir, epoch, model=m.setup.model, optimizer=m.setup.optimizer, scheduler=scheduler,
                 history=m.progress.history, comparable=m.comparable,
-                wall_time_s=m.wall_time + time.perf_counter() - session_start, wandb_id=m.tracker.run_id,
+                wall_time_s=m.wall_time + active_now() - session_start, wandb_id=m.tracker.run_id,
                 world_size=env.world_size,
             )
             write_history(m.run_dir, m.progress.history)
             m.tracker.log_epoch(row)  # after the checkpoint: wandb never holds an epoch it lacks
             if epoch == epochs:
-                _finish(m, env, evals[i], m.wall_time + time.perf_counter() - session_start)
+                _finish(m, env, evals[i], m.wall_time + active_now() - session_start)
         maybe_kill("epoch")
         running = [m.name for m in members if m.result is None]
         log.info("epoch %d/%d | lr %.4g | %d of %d members running | %.1f s", epoch, epochs, stats["lr"],
@@ -315,7 +315,7 @@ def _train_bank_from(start_epoch: int, members: list[Member], env) -> None:
         for m, last_eval in zip(members, evals):
             if m.result is None:
                 write_predictions(m.cfg, m.run_dir, epochs, last_eval, [])
-                _finish(m, env, last_eval, m.wall_time + time.perf_counter() - session_start)
+                _finish(m, env, last_eval, m.wall_time + active_now() - session_start)
 
 
 def _heads(members: list[Member]) -> list[tuple[str, float]]:
@@ -357,7 +357,7 @@ def train_bank_epoch(
     steps = len(loader)
     losses = torch.zeros(max(steps, 1), len(criteria), device=device)
     diverged: dict[int, DivergenceError] = {}
-    checked, start = 0, time.perf_counter()
+    checked, start = 0, active_now()
     for step, (images, labels) in enumerate(loader):
         with autocast(device, amp_dtype):
             logits = bank(images)
@@ -384,7 +384,7 @@ def train_bank_epoch(
             checked = step + 1
     means = losses[:steps].mean(dim=0).tolist() if steps else [math.nan] * len(criteria)
     return {"train_loss": means, "lr": optimizer.param_groups[0]["lr"], "steps": steps,
-            "seconds": time.perf_counter() - start, "diverged": diverged}  # fmt: skip
+            "seconds": active_now() - start, "diverged": diverged}  # fmt: skip
 
 
 @torch.no_grad()

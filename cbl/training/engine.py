@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from cbl.evaluation.calibration import CalibrationAccumulator
 from cbl.evaluation.metrics import EvalAccumulator
+from cbl.training.active_time import active_now
 from cbl.training.distributed import all_reduce_mean
 from cbl.training.faults import maybe_kill
 
@@ -58,7 +58,7 @@ def train_one_epoch(
     steps = len(loader)
     losses = torch.zeros(max(steps, 1), device=device)
     checked = 0
-    start = time.perf_counter()
+    start = active_now()  # seconds of training, without the time the process was stopped
     scale = getattr(loader, "loss_scale", lambda k: 1.0)
     bar = tqdm(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
@@ -91,7 +91,7 @@ def train_one_epoch(
         "train_loss": losses[:steps].mean().item() if steps else math.nan,
         "lr": optimizer.param_groups[0]["lr"],
         "steps": steps,
-        "seconds": time.perf_counter() - start,
+        "seconds": active_now() - start,
     }
 
 

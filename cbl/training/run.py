@@ -39,6 +39,7 @@ from cbl.evaluation.metrics import shot_accuracy
 from cbl.models import build_model, use_sync_batchnorm
 from cbl.training.predictions import BEST, LAST, PredictionCollector, save_predictions
 from cbl.training import multilabel
+from cbl.training.active_time import active_now
 from cbl.training.checkpoint import (CorruptCheckpointError, best_epoch, list_checkpoints, load_checkpoint,
                                      load_latest_checkpoint, save_checkpoint)
 from cbl.training.distributed import DistEnv, barrier, broadcast_object, setup_distributed
@@ -393,7 +394,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
     epochs = int(cfg.optim.epochs)
     keep_best = bool(cfg.get("keep_best", False))
     last_eval: dict[str, Any] | None = None
-    session_start = time.perf_counter()
+    session_start = active_now()  # wall_time_s leaves out the time the process was stopped (kill -STOP)
     log.info(
         "%s | %s | %s (beta=%g, gamma=%g) | %d train / %d classes | %d steps/epoch | device %s x%d",
         fields["dataset"], fields["model"], fields["loss"], fields["beta"], fields["gamma"],
@@ -435,7 +436,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
                 tracker.keep(row)  # before the checkpoint: a resumed run replays every epoch it holds in full
                 save_run_checkpoint(
                     cfg, run_dir, epoch, model=model, optimizer=setup.optimizer, scheduler=setup.scheduler,
-                    history=history, comparable=comparable, wall_time_s=wall_time + time.perf_counter() - session_start,
+                    history=history, comparable=comparable, wall_time_s=wall_time + active_now() - session_start,
                     wandb_id=tracker.run_id, world_size=env.world_size,
                 )
                 maybe_kill("checkpoint")
@@ -448,7 +449,7 @@ def _train(cfg: DictConfig, run_dir: Path, env: DistEnv, progress: Progress) -> 
             last_eval = run_evaluation(cfg, env, setup, train_model, keep=True)
             if env.is_main:
                 write_predictions(cfg, run_dir, epochs, last_eval, [])
-        final = final_metrics(cfg, env, data, history, last_eval, fields, wall_time + time.perf_counter() - session_start)
+        final = final_metrics(cfg, env, data, history, last_eval, fields, wall_time + active_now() - session_start)
         if env.is_main:
             write_json(run_dir / "metrics.json", final)
             tracker.log_final(final)
