@@ -22,8 +22,8 @@ from pathlib import Path
 
 from cbl.cli import ArgumentParser, fail
 from cbl.commands.run_selection import add_selection_arguments, selected_runs
-from cbl.reporting.runs import RunsError, one_vote
-from cbl.reporting.table_parts import METRICS
+from cbl.reporting.runs import RunsError, find_runs_in, one_vote
+from cbl.reporting.table_parts import METRICS, group_by, schedule_labels
 
 PROG = "cbl-plot"
 
@@ -49,11 +49,14 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     from cbl.reporting import figures  # after argument checks: importing matplotlib takes a moment
 
     out = Path(args.out)
-    written = [figures.plot_cb_term(out / "fig3_cb_term.png")]
+    fig3 = out / "fig3_cb_term.png"  # drawn once the runs are checked: a refused selection leaves nothing behind
+    written = [] if args.runs else [figures.plot_cb_term(fig3)]
     if args.runs:
         try:
             # folders that do not exist (yet: outputs/table3 before any Table 3 run) add nothing
             runs = selected_runs(args, missing_ok=True)
+            if not runs and not find_runs_in(args.runs, missing_ok=True):  # (runs of another recipe: Figure 3 only)
+                fail(prog, f"no run folders under {' '.join(args.runs)}; Figure 3 alone needs no --runs")
             finished, _ = one_vote([r for r in runs if r.status == "finished"])  # as the tables count them
             if any(r.multilabel for r in finished):  # the figures plot errors and accuracies, not mAP
                 print(f"{prog}: {sum(r.multilabel for r in finished)} multi-label run(s) left out: the figures are "
@@ -63,7 +66,13 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             if len(recipes) > 1:  # one figure never averages runs of different recipes or data
                 fail(prog, f"the runs under {' '.join(args.runs)} have {len(recipes)} recipes "
                            f"({'; '.join(r or 'paper' for r in recipes)}): pick one with --recipe")
+            for dataset, rs in group_by(finished, lambda r: (str(r.dataset),)).items():
+                labels = sorted(schedule_labels(r.schedule() for r in rs).values())
+                if len(labels) > 1:  # nor runs of different schedules (datasets without a paper recipe)
+                    fail(prog, f"the {dataset[0]} runs under {' '.join(args.runs)} have {len(labels)} schedules "
+                               f"({'; '.join(labels)}): pick one with --where, e.g. --where {labels[0].split(', ')[0]}")
             note = f"not the paper's setting: {recipes[0]}" if recipes and recipes[0] else ""
+            written.append(figures.plot_cb_term(fig3))
             counts = figures.samples_per_class_data(finished)
             panels = figures.error_vs_beta_data(finished, args.metric)
             if counts:

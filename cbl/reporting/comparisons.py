@@ -37,7 +37,7 @@ from cbl.training.predictions import BEST, LAST, PredictionsError, load_predicti
 from cbl.reporting import paper
 from cbl.reporting.runs import Run, RunsError, Stat, draw_order, is_paper_method, summarize
 from cbl.reporting.table_parts import (CIFAR_NAMES, DASH, METRICS, MINUS, Notes, finished_runs, fmt, fmt_config,
-                                       fmt_stat, group_by, loss_key, md_head, md_row)
+                                       fmt_stat, group_by, loss_key, md_head, md_row, with_schedules)
 
 RESAMPLES = 2000
 LEVEL = 0.95
@@ -125,11 +125,15 @@ def _per_image(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def _contexts(runs: list[Run], metric: str, notes: Notes, table: str) -> dict[tuple, list[Run]]:
-    """The finished runs of the paper's losses by (dataset, IF, model, how the recipe differs from the paper's)."""
+    """The finished runs of the paper's losses by (dataset, IF, model, how the recipe differs from the paper's); runs
+    of different schedules never share a context, which names what tells them apart (table_parts.with_schedules)."""
     mine = [r for r in runs if is_paper_method(r)]
     notes.left_out(runs, mine, table)
     done = finished_runs(mine, metric, notes)
-    return group_by(done, lambda r: (str(r.dataset), r.imbalance_factor, str(r.model), ", ".join(r.recipe_differences())))
+    groups = group_by(done, lambda r: (str(r.dataset), r.imbalance_factor, str(r.model),
+                                       ", ".join(r.recipe_differences()), r.schedule()))
+    shown = with_schedules(list(groups), settings_at=3, scope=4)
+    return {shown[k]: rs for k, rs in groups.items()}
 
 
 # ----------------------------------------------------------------------------- gain: class-balanced vs beta = 0

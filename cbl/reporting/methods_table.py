@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from cbl.reporting.runs import PAPER_LOSSES, Run, Stat, draw_order, summarize
 from cbl.reporting.table_parts import (DASH, METRICS, Notes, finished_runs, fmt, fmt_param, group_by, md_head, md_row,
-                                       stat_of)
+                                       stat_of, with_schedules)
 
 PAPER_ROWS = {(loss, loss) for loss in PAPER_LOSSES}  # (method, loss) of the paper's own configurations
 
@@ -36,12 +36,16 @@ def build_methods(
 ) -> tuple[list[MethodsResult], Notes, list[Run]]:  # all_rows: every row is a run here, so nothing to add
     notes = Notes()
     done = finished_runs(runs, metric, notes)
-    def key(r: Run) -> tuple:
+
+    def key(r: Run) -> tuple:  # the schedule last: rows of different schedules never merge (table_parts.with_schedules)
         return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), str(r.loss), r.beta, r.gamma,
-                r.deviations())
+                r.deviations(), r.schedule())
 
     rows = []
-    for k, rs in group_by(done, key).items():
+    groups = group_by(done, key)
+    shown = with_schedules(list(groups), settings_at=7, scope=3)
+    for k, rs in groups.items():
+        k = shown[k]
         shots = {g: summarize(r.shot(g) for r in rs) for g in ("many", "medium", "few")}
         seeds = [r.draw_label for r in sorted(rs, key=draw_order)]
         rows.append(MethodsResult(*k, stat_of(rs, metric), stat_of(rs, "top5_err"), shots, seeds,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from cbl.evaluation.multilabel import GROUPS, class_group
 from cbl.reporting.runs import Run, Stat, summarize
-from cbl.reporting.table_parts import DASH, METRICS, Notes, fmt, fmt_param, group_by, md_head, md_row, one_vote
+from cbl.reporting.table_parts import (DASH, METRICS, Notes, fmt, fmt_param, group_by, md_head, md_row, one_vote,
+                                       with_schedules)
 
 #: the mAP a table's --metric stands for: the last epoch's or the best epoch's
 MAP_METRICS = {"top1_err": "map", "best_top1_err": "best_map"}
@@ -68,10 +69,13 @@ def build_multilabel(runs: list[Run], metric: str = "top1_err", all_rows: bool =
 
     def row_key(r: Run) -> tuple:
         return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.loss), r.beta, r.gamma,
-                str(r.config.get("multilabel_weighting", "sample")), r.deviations("multilabel_weighting"))
+                str(r.config.get("multilabel_weighting", "sample")), r.deviations("multilabel_weighting"), r.schedule())
 
     rows = []
-    for k, rs in group_by(done, row_key).items():
+    groups = group_by(done, row_key)
+    shown = with_schedules(list(groups), settings_at=7, scope=3)  # rows of different schedules never merge
+    for k, rs in groups.items():
+        k = shown[k]
         seeds = sorted((r.seed for r in rs), key=lambda s: (s is None, str(s) if s is None else s))
         rows.append(MultiLabelResult(*k, summarize(r.value(key) for r in rs),
                                      {g: summarize(group_value(r, g, key) for r in rs) for g in GROUPS}, seeds))

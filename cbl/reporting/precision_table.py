@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cbl.reporting.runs import Run, Stat, draw_order, summarize
 from cbl.reporting.table_parts import (DASH, METRICS, MINUS, Notes, finished_runs, fmt, fmt_param, fmt_stat, group_by,
-                                       md_head, md_row, stat_of)
+                                       md_head, md_row, stat_of, with_schedules)
 
 
 @dataclass
@@ -49,10 +49,13 @@ def build_precision(
 
     def key(r: Run) -> tuple:
         return (str(r.dataset), r.imbalance_factor, str(r.model), str(r.method), r.beta, r.gamma,
-                r.deviations("precision"), r.config.get("epochs"))  # fmt: skip
+                r.deviations("precision"), r.config.get("epochs"), r.schedule())  # fmt: skip
 
     rows, used = [], []
-    for k, rs in group_by(done, key).items():
+    groups = group_by(done, key)
+    shown = with_schedules(list(groups), settings_at=6, scope=3)  # pairs never cross schedules
+    for k, rs in groups.items():
+        k = shown[k]
         fp32, bf16 = (_by_draw([r for r in rs if r.precision == p]) for p in PRECISIONS)
         draws = sorted(set(fp32) & set(bf16), key=lambda d: draw_order(fp32[d]))
         if not draws:

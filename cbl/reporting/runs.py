@@ -32,6 +32,7 @@ from cbl.training.recipes import (  # noqa: F401  (re-exported: the run fields o
     REFERENCE_RUNTIME,
     fields_from_config,
     recipe_differences,
+    schedule,
 )
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
@@ -206,6 +207,10 @@ class Run:
         order and data source included, e.g. ["epochs=20", "precision=bf16", "data=npz:x.npz@sha256:..."]; [] for
         a run that may fill a paper cell.  Keys in `without` are not compared."""
         return recipe_differences(self.config, *without)
+
+    def schedule(self) -> tuple[tuple[str, str], ...]:
+        """The recorded training schedule (cbl.training.recipes.schedule): runs of one row or pair share it."""
+        return schedule(self.config)
 
     def deviations(self, *without: str) -> str:
         """`settings` and `recipe_differences`, one string: what keeps the run out of the paper's own cells."""

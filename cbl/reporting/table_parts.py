@@ -165,6 +165,29 @@ def stat_of(runs: list[Run], metric: str) -> Stat | None:
     return summarize(r.value(metric) for r in runs)
 
 
+def schedule_labels(schedules: Iterable[tuple[tuple[str, str], ...]]) -> dict[tuple, str]:
+    """For the schedules (Run.schedule) of rows that would otherwise print alike, what tells them apart: the keys
+    whose values differ among them, e.g. "epochs=3"; "" for each when there is only one schedule."""
+    distinct = list(dict.fromkeys(schedules))
+    if len(distinct) < 2:
+        return {s: "" for s in distinct}
+    differ = [i for i in range(len(distinct[0])) if len({s[i] for s in distinct}) > 1]
+    return {s: ", ".join(f"{s[i][0]}={s[i][1]}" for i in differ) for s in distinct}
+
+
+def with_schedules(keys: list[tuple], settings_at: int, scope: int) -> dict[tuple, tuple]:
+    """Row keys whose last element is a schedule -> the same keys without it, the schedule's label appended to the
+    settings text at index `settings_at`.  The label (schedule_labels) tells apart the schedules of all the rows
+    that share the key's first `scope` elements (e.g. dataset, IF, model), so that each such row says its own."""
+    out = {}
+    for same in group_by(keys, lambda k: k[:scope]).values():
+        labels = schedule_labels(k[-1] for k in same)
+        for k in same:
+            settings = ", ".join(p for p in (k[settings_at], labels[k[-1]]) if p)
+            out[k] = (*k[:settings_at], settings, *k[settings_at + 1:-1])
+    return out
+
+
 def recipe_caption(table: str, recipe: str) -> str:
     return (f"**{table} layout, not the paper's setting.** These runs differ from the paper's recipe in: {recipe}. "
             "The paper's numbers stand beside them for reference: Δ measures the effect of those differences "

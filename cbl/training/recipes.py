@@ -70,6 +70,21 @@ def recipe_differences(fields: dict[str, Any], *without: str) -> list[str]:
     return out
 
 
+#: the fields of a training schedule, as a run records them (`schedule`)
+SCHEDULE_KEYS = ("optimizer", "epochs", "batch_size", "lr", "warmup_epochs", "milestones", "factors", "weight_decay",
+                 "momentum", "nesterov")
+
+
+def schedule(fields: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The recorded training schedule as (key, value) texts (`lr` after the linear scaling rule) of a run on a
+    dataset without a paper recipe: what runs must share to be averaged in one table row or paired, which there only
+    the schedule says (it keeps a 3-epoch run out of a 30-epoch run's row).  () on the paper's datasets, where
+    `recipe_differences` names any difference from the paper's recipe already."""
+    if recipe(fields.get("dataset"), fields.get("imbalance_factor")) is not None:
+        return ()
+    return tuple((key, _fmt_value(_recorded(fields, key))) for key in SCHEDULE_KEYS)
+
+
 def _recorded(fields: dict[str, Any], key: str) -> Any:
     if key == "lr":  # the rate after warm-up: the linear scaling rule applied (cbl.training.optim.scaled_lr)
         lr, batch, ref = fields.get("lr"), fields.get("batch_size"), fields.get("reference_batch")
