@@ -263,3 +263,30 @@ def test_killed_and_resumed_run_is_one_wandb_run_with_every_epoch_once(tmp_path,
     # the per-class table the bar chart draws: training count and accuracy of every class
     table = json.loads((run.path.parent / "files" / run.history[-1]["per_class/path"]).read_text())
     assert [r[2] for r in table["data"]] == counts and [r[4] for r in table["data"]] == metrics["per_class_acc"]
+
+
+def test_an_offline_run_looks_up_no_server_not_even_when_the_process_exits(tmp_path):
+    """wandb's telemetry follows the process's settings, not init's mode; an offline run must not touch the network
+    (a guarded getaddrinfo records every host looked up, up to the last atexit hook)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.train_utils import ROOT
+
+    code = ("import atexit, json, socket, sys\n"
+            "looked, real = [], socket.getaddrinfo\n"
+            "socket.getaddrinfo = lambda host, *a, **k: (looked.append(str(host)), real(host, *a, **k))[1]\n"
+            "atexit.register(lambda: print(json.dumps(sorted(set(looked))), flush=True))  # first in, last to run\n"
+            "from cbl.training.tracking import Tracker\n"
+            f"t = Tracker(mode='offline', project='p', entity=None, run_dir={str(tmp_path)!r}, name='n', group='g',\n"
+            "            job_type='j', tags=[], config={'a': 1})\n"
+            "assert t.active\n"
+            "t.log({'x': 1.0})\n"
+            "t.finish(0)\n")
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    looked = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [h for h in looked if h not in ("localhost", "127.0.0.1", "::1")] == []

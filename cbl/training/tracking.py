@@ -291,6 +291,10 @@ class Tracker:
             wandb_dir.mkdir(parents=True, exist_ok=True)
             _write_rows(wandb_dir / ROWS_FILE, rows)  # drops rows of epochs about to be retrained
             self._rows_file = wandb_dir / ROWS_FILE
+            if mode == "offline":
+                # wandb's own telemetry follows the process's settings, not init's mode: without this, an offline
+                # run still looks up wandb's server when the process exits
+                os.environ.setdefault("WANDB_MODE", "offline")
             import wandb  # imported here: it is slow to import and unused when disabled
 
             os.environ.setdefault("WANDB_SILENT", "true")
