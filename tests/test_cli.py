@@ -78,6 +78,9 @@ def test_bad_value_is_one_line_and_exit_code_2_and_leaves_no_run_folder(tmp_path
     # in a sweep: every value is tried before any job runs, so the typo in its second job refuses the sweep
     (["-m", "loss=softmax,hinge"], "error: loss=hinge: no such loss option"),
     (["-m", "loss.beta=0.9,0.99", "loss.gama=1,2"], "error: loss.gama=1: the config has no key 'loss.gama'"),
+    # several values without -m: Hydra's "Ambiguous value" report, as one line that says what to write instead
+    (["loss.beta=0.0,0.9"], "error: loss.beta=0.0,0.9: several values run one job each only in a sweep: add -m "
+                            "(cbl-train -m loss.beta=0.0,0.9); a list is one value in brackets, loss.beta=[0.0,0.9]"),
 ])
 def test_an_override_that_does_not_compose_is_one_line_exit_2_and_writes_nothing(tmp_path, args, expected):
     out = tmp_path / "outputs"

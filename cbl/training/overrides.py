@@ -87,6 +87,13 @@ def override_problem(argv: list[str]) -> str | None:
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         problem, cfg = _compose_each_value(given)
+        if problem is None and cfg is not None and not args.multirun:
+            swept = next((texts for texts in given if len(texts) > 1), None)
+            if swept is not None and not str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
+                key = _override_key(swept[0])
+                values = ",".join(t.split("=", 1)[1] for t in swept)
+                return (f"{key}={values}: several values run one job each only in a sweep: add -m (cbl-train -m "
+                        f"{key}={values}); a list is one value in brackets, {key}=[{values}]")
         params = OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None
         if problem or not isinstance(params, Mapping):
             return problem
