@@ -42,8 +42,19 @@ def test_missing_data_fails_every_job_with_its_path_and_leaves_no_run_folder(tmp
     assert [line.split(" ")[2] for line in jobs] == ["#0", "#1"]
     assert all(str(tmp_path / "nowhere" / "cifar-10-batches-py") in line for line in jobs)
     assert summary.startswith("error: 2 of 2 jobs failed: #0, #1")
-    # Hydra's record of the sweep stays in the group folder; no run folder
-    assert [p.name for p in (tmp_path / "outputs" / "table2").iterdir()] == ["multirun.yaml"]
+    # no job started: no run folder, and Hydra's multirun.yaml and the folders made for it are gone too
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_refused_sweep_puts_back_the_multirun_yaml_of_the_sweep_before_it(tmp_path):
+    group = tmp_path / "outputs" / "table2"
+    group.mkdir(parents=True)
+    (group / "multirun.yaml").write_text("the sweep that trained the runs here\n")
+    proc = run_cli(["-m", "seed=0,1", "dataset.download=false", f"dataset.root={tmp_path / 'nowhere'}", "device=cpu",
+                    "wandb.mode=disabled", f"output_dir={tmp_path / 'outputs'}"], cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and len(error_lines(proc)) == 3
+    assert [p.name for p in group.iterdir()] == ["multirun.yaml"]
+    assert (group / "multirun.yaml").read_text() == "the sweep that trained the runs here\n"
 
 
 def test_mixed_failures_exit_1_and_a_diverged_job_records_why(tmp_path):

@@ -2,13 +2,17 @@
 same grid of jobs from the command line and `hydra.sweeper.params`, the same batches, any launcher), except at a
 failed job.  The basic sweeper ends the sweep with the first failed job's traceback and exit status 1; this one runs
 every job, then prints one line per failed job not reported yet and a summary, and leaves the sweep's exit status
-for `cbl.train.cli` (cbl/training/failures.py says which).
+for `cbl.train.cli` (cbl/training/failures.py says which).  A sweep none of whose jobs started (every one refused:
+cbl/training/refusal.py) leaves nothing either: the basic sweeper's multirun.yaml is taken away again, or the one a
+previous sweep left in that folder put back, and the folders it made for it are removed.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn, JobStatus
@@ -44,6 +48,42 @@ class CblSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]):
         from cbl.training.failures import report_sweep  # imported late: Hydra imports every plugin at start-up
 
+        kept = _SweepFolder(Path(self.config.hydra.sweep.dir))
         returns = super().sweep(arguments)
         report_sweep(self.launcher.results)
+        if not any(_started(r, kept.since) for r in self.launcher.results):
+            kept.restore()
         return returns
+
+
+def _started(result: JobReturn, since: float) -> bool:
+    """Whether the job's run started: it wrote its config.yaml, its first file (cbl.training.run), during the sweep."""
+    config = Path(result.working_dir or "") / "config.yaml"
+    return result.status == JobStatus.COMPLETED or (config.is_file() and config.stat().st_mtime >= since)
+
+
+class _SweepFolder:
+    """The sweep folder as it was before the basic sweeper wrote its multirun.yaml there, to put back."""
+
+    MULTIRUN = "multirun.yaml"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.since = folder, time.time() - 1.0  # a second early: coarse file-system clocks
+        file = folder / self.MULTIRUN
+        self.previous = file.read_bytes() if file.is_file() else None
+        self.made = []  # the folders mkdir(parents=True) will make, deepest first
+        while not folder.exists() and folder != folder.parent:
+            self.made.append(folder)
+            folder = folder.parent
+
+    def restore(self) -> None:
+        file = self.folder / self.MULTIRUN
+        if self.previous is not None:
+            file.write_bytes(self.previous)
+            return
+        file.unlink(missing_ok=True)
+        for folder in self.made:
+            try:
+                folder.rmdir()  # only when empty: a refused job's folder is gone already (cbl.training.refusal)
+            except OSError:
+                break
