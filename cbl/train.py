@@ -66,7 +66,9 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
             raise
         stopped = stop_status(e)
         if stopped is not None and hydra_cfg.mode != RunMode.MULTIRUN:  # a single run stopped from outside
-            print(f"stopped: {e or 'interrupted (Ctrl-C); the last checkpoint is kept, run again with resume=true'}", file=sys.stderr)
+            ctrl_c = ("interrupted (Ctrl-C); resume=true goes on from its newest checkpoint (from the start if none was "
+                      "written)")
+            print(f"stopped: {e or ctrl_c}", file=sys.stderr)
             sys.exit(stopped)
         if not isinstance(e, Exception):
             raise

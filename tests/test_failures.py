@@ -44,8 +44,8 @@ def test_a_single_run_stopped_by_sigterm_says_so_in_one_line_and_resumes(tmp_pat
     stopped = run_cli(args, cwd=tmp_path, env={"CBL_KILL_AT": "epoch:1:TERM"})
     assert stopped.returncode == 143, stopped.stderr
     assert "Traceback" not in stopped.stderr
-    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; the last checkpoint is kept, run again "
-                                               "with resume=true")
+    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; resume=true goes on from its "
+                                               "newest checkpoint (from the start if none was written)")
     (run_dir,) = (tmp_path / "out").glob("*/*")
     assert read_metrics(run_dir)["status"] == "interrupted"
     resumed = run_cli([*args, "resume=true"], cwd=tmp_path)
@@ -62,8 +62,9 @@ def test_a_sweep_stopped_by_sigterm_ends_there_with_one_line(tmp_path):
     stopped = run_cli(args, cwd=tmp_path, env={"CBL_KILL_AT": "epoch:1:TERM"})
     assert stopped.returncode == 143, stopped.stderr
     assert "Traceback" not in stopped.stderr
-    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; the last checkpoint is kept, run again with "
-                                               "resume=true; the sweep's other jobs did not run (resume=true runs them)")
+    assert stopped.stderr.splitlines()[-1] == ("stopped: stopped by SIGTERM; resume=true goes on from its newest "
+                                               "checkpoint (from the start if none was written); the sweep's other jobs "
+                                               "did not run (resume=true runs them)")
     runs = [d for d in (tmp_path / "out").glob("*/*") if (d / "metrics.json").is_file()]
     assert len(runs) == 1 and read_metrics(runs[0])["status"] == "interrupted"
     resumed = run_cli([*args, "resume=true"], cwd=tmp_path)

@@ -68,7 +68,8 @@ class Preempted(BaseException):
 
 
 def on_sigterm(signum, frame):
-    raise Preempted("stopped by SIGTERM; the last checkpoint is kept, run again with resume=true")
+    raise Preempted("stopped by SIGTERM; resume=true goes on from its newest checkpoint (from the start if none was "
+                    "written)")
 
 
 @dataclass
