@@ -89,6 +89,10 @@ def cli() -> None:
     from cbl.cli import resolved_hydra_node_request, train_flag_problem, version
 
     argv = sys.argv[1:]
+    multirun = [a for a in argv if a in ("-m", "--multirun")]
+    if multirun and argv[: len(multirun)] != multirun:  # Hydra's parser wants its flags before the overrides
+        argv = multirun + [a for a in argv if a not in multirun]
+        sys.argv[1:] = argv
     if "--version" in argv:
         print(version())
         return

@@ -93,6 +93,14 @@ def test_an_override_that_does_not_compose_is_one_line_exit_2_and_writes_nothing
     assert "Traceback" not in proc.stderr + proc.stdout and not out.exists() and not (tmp_path / "outputs").exists()
 
 
+def test_m_after_the_overrides_is_taken_as_if_it_came_first(tmp_path):
+    """Hydra's parser rejects flags after overrides with its usage block; cbl-train moves -m to the front."""
+    out = tmp_path / "outputs"
+    proc = run_cli([*FAST, "seed=0,1", "-m", f"output_dir={out}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "demo").glob("*/metrics.json"))) == 2
+
+
 def test_hydra_full_error_still_gets_hydra_s_own_report(tmp_path):
     proc = run_cli([*FAST, "loss.bta=0.9", f"output_dir={tmp_path / 'o'}"], cwd=tmp_path,
                    env={"HYDRA_FULL_ERROR": "1"})

@@ -313,6 +313,11 @@ def test_recipe_and_where_select_the_runs_of_a_table(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         runs("--where", "dataset")
     assert e.value.code == 2 and "--where 'dataset' is not allowed: write key=value" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a misspelt field selected nothing, silently
+        runs("--where", "epoch=3")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--where epoch=3: no run records a field 'epoch'; the fields are " in err
+    assert ", epochs, " in err and err.count("\n") == 1
 
 
 def test_sweep_selects_exactly_the_runs_a_multirun_trains(tmp_path, capsys):

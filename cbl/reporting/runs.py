@@ -401,6 +401,12 @@ def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ())
     a shell-style pattern, e.g. data_source='npz:*').
     Failed and incomplete runs are kept when they meet the `where` conditions they record, so tables can list them."""
     conditions = [_condition(w) for w in where]
+    recorded = [r.config for r in runs if r.config]
+    for key, value in conditions:  # a misspelt key would select nothing, silently
+        if recorded and not any(key in fields for fields in recorded):
+            known = sorted({k for fields in recorded for k in fields})
+            raise SelectionError(f"--where {key}={value}: no run records a field {key!r}; the fields are "
+                                 f"{', '.join(known)}")
     out = []
     for r in runs:
         if not all(_holds(r, key, value) for key, value in conditions):
