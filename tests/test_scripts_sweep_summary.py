@@ -35,6 +35,16 @@ def test_counts_failed_and_incomplete_runs(sweep, capsys):
     assert "      overrides: loss=focal loss.beta=0.999 seed=2" in out
 
 
+def test_an_interrupted_run_says_how_it_stopped(tmp_path, capsys):
+    write_run(tmp_path / "stopped", status="interrupted", error="stopped by SIGTERM; resume=true goes on from its newest "
+              "checkpoint (from the start if none was written)", epochs=4)  # fmt: skip
+    assert sweep_summary.main([str(tmp_path)]) == 1
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("  stopped: ")]
+    assert line.startswith("  stopped: last epoch 3, last written ")
+    assert line.endswith("; stopped by SIGTERM; resume=true goes on from its newest checkpoint (from the start if none "
+                         "was written)")
+
+
 def test_exit_status_0_when_all_finished_and_2_on_errors(tmp_path):
     for i in range(2):
         write_run(tmp_path / "ok" / str(i), seed=i)
@@ -62,6 +72,9 @@ def test_one_sweep_across_the_group_folders_its_runs_landed_in(tmp_path, capsys)
     assert sweep_summary.main([*roots, "--sweep", sweep]) == 1
     out = capsys.readouterr().out
     assert f"{tmp_path / 'runs'}: 3 runs: 3 finished, 0 failed, 0 incomplete" in out
-    assert f"{tmp_path / 'methods'}: 1 runs: 0 finished, 0 failed, 1 incomplete" in out and "table2" not in out
+    assert f"{tmp_path / 'methods'}: 1 run: 0 finished, 0 failed, 1 incomplete" in out and "table2" not in out
+    # the jobs without any folder are named: refused before they started, or not launched yet
+    assert len(names) > 4 and f"not started ({len(names) - 4}): jobs of the sweep without a run folder" in out
+    assert out.rstrip().endswith("\n".join(f"  {name}" for name in names[4:]))
     p = run_script("sweep_summary", *roots, "--sweep", "sweep=methods_demo seed=7")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run of --sweep" in p.stderr

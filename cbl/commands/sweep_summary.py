@@ -6,9 +6,12 @@ that need attention.
                                             # one multirun's runs, in whichever group folder each landed
 
 Failed runs are listed with their one-line error, incomplete ones (metrics.jsonl but no metrics.json:
-preempted, killed, or still running) with the last epoch reached and how long ago they last wrote a file, and
-both with their Hydra overrides when .hydra/overrides.yaml is there (what to relaunch).
-Exit status: 0 when every run finished, 1 otherwise, 2 on an error (no runs, unreadable JSON).
+preempted, killed, or still running) with the last epoch reached, how long ago they last wrote a file and how
+they stopped where metrics.json says (SIGTERM, Ctrl-C), and both with their Hydra overrides when
+.hydra/overrides.yaml is there (what to relaunch).  With --sweep, the jobs of the sweep that have no folder at all
+(refused before they started, or not launched yet) are listed by run name too.
+Exit status: 0 when every run finished (and, with --sweep, every job has one), 1 otherwise, 2 on an error (no runs,
+unreadable JSON).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def summary(root: str, runs: list[Run], now: float | None = None) -> str:
     now = time.time() if now is None else now
     by = {s: [r for r in runs if r.status == s] for s in ("finished", "failed", "incomplete")}
     lines = [
-        f"{root}: {len(runs)} runs: {len(by['finished'])} finished, {len(by['failed'])} failed, "
+        f"{root}: {len(runs)} run{'' if len(runs) == 1 else 's'}: {len(by['finished'])} finished, {len(by['failed'])} failed, "
         f"{len(by['incomplete'])} incomplete"
     ]
 
@@ -62,7 +65,8 @@ def summary(root: str, runs: list[Run], now: float | None = None) -> str:
         lines += ["", f"incomplete ({len(by['incomplete'])}):"]
         for r in by["incomplete"]:
             reached = "no epoch logged" if r.last_epoch is None else f"last epoch {r.last_epoch}"
-            lines += [f"  {rel(r)}: {reached}{_age(r, now)}", *extra(r)]
+            why = f"; {r.error}" if r.error else ""  # an interrupted run's metrics.json says how it stopped
+            lines += [f"  {rel(r)}: {reached}{_age(r, now)}{why}", *extra(r)]
     return "\n".join(lines)
 
 
@@ -88,8 +92,23 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                             f"no runs under {' '.join(args.roots)}")
     except RunsError as e:
         fail(prog, str(e))
-    print("\n\n".join(summary(root, runs) for root, runs in found.items() if runs or len(args.roots) == 1))
-    return 0 if all(r.status == "finished" for runs in found.values() for r in runs) else 1
+    text = "\n\n".join(summary(root, runs) for root, runs in found.items() if runs or len(args.roots) == 1)
+    missing = _not_started(args.sweep, found) if args.sweep else []
+    if missing:
+        text += (f"\n\nnot started ({len(missing)}): jobs of the sweep without a run folder (refused before they "
+                 "started, or not launched yet):\n" + "\n".join(f"  {name}" for name in missing))
+    print(text)
+    return 0 if not missing and all(r.status == "finished" for runs in found.values() for r in runs) else 1
+
+
+def _not_started(sweep: str, found: dict[str, list[Run]]) -> list[str]:
+    """The run names of the sweep's jobs that have no folder under any of the roots."""
+    import shlex
+
+    from cbl.training.overrides import sweep_runs
+
+    have = {r.path.name for runs in found.values() for r in runs}
+    return sorted(sweep_runs(shlex.split(sweep)) - have)
 
 
 if __name__ == "__main__":
