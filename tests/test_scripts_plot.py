@@ -174,3 +174,21 @@ def _title_recorder(titles: dict, save):
         return save(fig, path)
 
     return record
+
+
+def test_epoch_axes_tick_whole_epochs_only(tmp_path, monkeypatch):
+    """A 3-epoch run's error per epoch had ticks at 1.25, 1.5, ...: epochs are whole numbers."""
+    ticks, save = {}, figures._save
+
+    def record(fig, path):
+        fig.canvas.draw()
+        ticks[path.name] = [list(ax.get_xticks()) for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", record)
+    series = {"softmax": {"epoch": np.array([1, 2, 3]), "top1_err": np.array([50.0, 40.0, 30.0])}}
+    figures.plot_error_per_epoch(tmp_path / "e.png", ("digits_lt", 10), series)
+    write_run(tmp_path / "run", epochs=3)
+    figures.plot_curves(tmp_path / "c.png", find_runs(tmp_path / "run")[0], "run")
+    assert set(ticks) == {"e.png", "c.png"}
+    assert all(float(t).is_integer() for axes in ticks.values() for axis in axes for t in axis), ticks

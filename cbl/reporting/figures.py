@@ -201,6 +201,7 @@ def plot_error_per_epoch(out: Path, panel: tuple[str, object], series: dict[str,
         ax.plot(s["epoch"], s["top1_err"], lw=1.2, ls="-" if label.startswith("CB") else "--", label=label)
     dataset, imb = panel
     ax.set(xlabel="epoch", ylabel="test top-1 error (%)")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only, even for a 3-epoch run
     _title(ax, f"{dataset} IF {imb}: test error per epoch", note)
     ax.legend(fontsize=7)
     return _save(fig, out)
@@ -252,6 +253,7 @@ def plot_curves(out: Path, run: Run, title: str) -> Path:
     for ax, (name, label) in zip(axes, labels.items()):
         ax.plot(data["epoch"], data[name], ".-", ms=3)
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(f"{title} ({run.status})", fontsize=9)
     return _save(fig, out)
 
