@@ -91,8 +91,11 @@ def test_without_an_api_key_the_spec_is_written_and_one_line_says_what_is_needed
 
 def test_dry_run_prints_the_spec_and_saves_nothing(no_wandb_login, capsys):
     assert dashboard_script.main(["--entity", "me", "--sweep", "methods", "--print", "--dry-run"]) == 0
-    spec = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    spec = json.loads(captured.out)
     assert spec["entity"] == "me" and ("config", "sweep", "=", "methods") in filters(spec)
+    (line,) = captured.err.splitlines()  # what was done, and that nothing was saved
+    assert line.startswith("dashboard.py: dry run: workspace ") and "not saved" in line and 'Config("sweep")' in line
 
 
 @pytest.mark.parametrize("args, message", [

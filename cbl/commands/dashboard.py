@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                 Path(args.json).write_text(text + "\n", encoding="utf-8")
             if args.print:
                 print(text)
-        if args.dry_run:
+        if args.dry_run:  # on stderr: with --print, stdout is the spec alone
+            written = f", its spec in {args.json}" if args.json else ""
+            print(f"{prog}: dry run: workspace {workspace.name!r} built{written}, not saved; it shows the runs where "
+                  f"{selection.expression()}", file=sys.stderr)
             return 0
         url = save_workspace(workspace)
     except DashboardError as e:
