@@ -174,5 +174,5 @@ def test_the_figures_leave_multi_label_runs_out_with_a_note(tmp_path, capsys):
     from cbl.commands import plot
 
     fake_run(tmp_path / "runs" / "a0", loss="sigmoid", beta=0.999, weighting="class", map_=50.0, groups=(60.0, 50.0, 20.0), seed=0)
-    plot.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs"), "--compare"])
+    plot.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs"), "--recipe", "all", "--compare"])
     assert "1 multi-label run(s) left out: the figures are single-label" in capsys.readouterr().err

@@ -56,8 +56,12 @@ def test_figures_refuse_runs_of_two_schedules_and_an_empty_folder_in_one_line(tm
     for runs, message in [("runs", "have 2 schedules (epochs=3; epochs=30): pick one with --where, e.g. --where epochs=3"),
                           ("empty", "no run folders under")]:  # fmt: skip
         with pytest.raises(SystemExit) as e:
-            plot_script.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / runs)])
+            plot_script.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / runs), "--recipe", "all"])
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "figs").exists()
-    assert plot_script.main(["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs"), "--where", "epochs=3"]) == 0
+    figs = ["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs")]
+    assert plot_script.main([*figs, "--recipe", "all", "--where", "epochs=3"]) == 0
+    # the paper's recipe (the default) never takes data the paper has no recipe for: Figure 3 alone
+    assert plot_script.main([*figs, "--out", str(tmp_path / "paper")]) == 0
+    assert [p.name for p in (tmp_path / "paper").iterdir()] == ["fig3_cb_term.png"]

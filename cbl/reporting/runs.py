@@ -34,6 +34,7 @@ from cbl.training.recipes import (  # noqa: F401  (re-exported: the run fields o
     recipe_differences,
     schedule,
 )
+from cbl.training.recipes import recipe as paper_recipe
 
 #: The loss families of the paper; `run.method` equal to one of these (or absent) marks a paper run.
 PAPER_LOSSES = ("softmax", "sigmoid", "focal")
@@ -395,7 +396,7 @@ class SelectionError(RunsError):
 
 def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ()) -> list[Run]:
     """The runs a table or figure shows.  Finished runs are kept when their recipe matches `recipe` ("paper": no
-    recipe difference, the runs that may fill the paper's cells; "all"; or a recipe spelled as
+    recipe difference on a dataset of the paper, the runs that may fill the paper's cells; "all"; or a recipe spelled as
     `", ".join(run.recipe_differences())`, e.g. "precision=bf16, data=npz:x.npz@sha256:...") and every
     `where` condition "key=value" holds for their recorded fields (`Run.config`; numbers compare as numbers, text as
     a shell-style pattern, e.g. data_source='npz:*').
@@ -414,6 +415,8 @@ def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ())
         if r.status == "finished" and recipe != "all" and ", ".join(r.recipe_differences()) != (
                 "" if recipe == "paper" else recipe):
             continue
+        if r.status == "finished" and recipe == "paper" and paper_recipe(r.dataset, r.imbalance_factor) is None:
+            continue  # data the paper has no recipe for (digits, your own) never fills a paper cell
         out.append(r)
     return out
 
