@@ -33,8 +33,9 @@ def test_one_configuration_one_folder_however_it_is_launched(tmp_path):
 
 
 def nothing_written(output_dir) -> bool:
-    """No file anywhere under the results tree (Hydra's run folder for a refused run is taken away again)."""
-    return not [p for p in output_dir.rglob("*") if not p.is_dir()] and not list(output_dir.glob("*/*"))
+    """No results tree at all: Hydra's run folder for a refused run is taken away again, and with it the output_dir
+    that Hydra made for it (cbl.training.refusal.RunFoldersMade)."""
+    return not output_dir.exists()
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,17 @@ def test_bad_value_is_one_line_and_exit_code_2_and_leaves_no_run_folder(tmp_path
     assert line.startswith(f"error: {expected}")
     assert "Traceback" not in proc.stderr + proc.stdout
     assert nothing_written(out), sorted(out.rglob("*"))
+
+
+def test_a_refused_run_keeps_an_output_dir_that_was_there_before(tmp_path):
+    """Only what Hydra made for the refused run goes: an existing (even empty) output_dir and its other runs stay."""
+    out = tmp_path / "outputs"
+    (out / "other").mkdir(parents=True)
+    proc = run_cli([*FAST, "loss.beta=1.0", f"output_dir={out}"], cwd=tmp_path)
+    assert proc.returncode == 2 and sorted(out.rglob("*")) == [out / "other"]
+    (out / "other").rmdir()
+    proc = run_cli([*FAST, "loss.beta=1.0", f"output_dir={out}"], cwd=tmp_path)
+    assert proc.returncode == 2 and out.is_dir() and not list(out.iterdir())
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -3,7 +3,10 @@ never anything another run wrote; through the CLI in tests/test_cli.py and tests
 
 from pathlib import Path
 
-from cbl.training.refusal import discard_unstarted
+from omegaconf import OmegaConf
+
+from cbl.training import refusal
+from cbl.training.refusal import RunFoldersMade, discard_unstarted
 
 
 def hydra_folder(root: Path, log_text: str = "") -> tuple[Path, dict[Path, int]]:
@@ -46,3 +49,21 @@ def test_each_rank_takes_its_own_part(tmp_path):
     assert [p.name for p in run_dir.iterdir()] == ["train.rank1.log"]
     assert discard_unstarted(run_dir, {rank1: 0}, wrote_hydra_subdir=False)  # rank 1
     assert not (tmp_path / "outputs" / "table2").exists()
+
+
+def refused_single_run(run_dir: Path) -> bool:
+    """What a refused single run does to its folders: noted before Hydra makes them, made, then discarded."""
+    RunFoldersMade().on_run_start(config=OmegaConf.create({"hydra": {"run": {"dir": str(run_dir)}}}))
+    (run_dir / ".hydra").mkdir(parents=True)  # what Hydra's run_job makes next
+    return discard_unstarted(run_dir, {}, wrote_hydra_subdir=True)
+
+
+def test_the_output_dir_hydra_made_for_a_refused_single_run_goes_and_one_that_was_there_stays(tmp_path, monkeypatch):
+    monkeypatch.setattr(refusal, "_made", [])
+    (tmp_path / "existing").mkdir()
+    assert refused_single_run(tmp_path / "new" / "deeper" / "table2" / "run")
+    assert list(tmp_path.iterdir()) == [tmp_path / "existing"]  # new/ and new/deeper/ went with the run
+    assert refused_single_run(tmp_path / "existing" / "table2" / "run")
+    assert list(tmp_path.iterdir()) == [tmp_path / "existing"] and not list((tmp_path / "existing").iterdir())
+    RunFoldersMade().on_multirun_start(config=None)  # a sweep's folders are the sweeper's: nothing noted
+    assert refusal._made == []

@@ -6,8 +6,9 @@ network.  Its reason goes to stderr (cbl/train.py); no metrics.json is written (
 
 Hydra, though, makes the run folder before the task runs (hydra.core.utils.run_job): the folder, `.hydra/` with the
 composed config, and the job's log file (train.log; train.rank<N>.log under torchrun).  `discard_unstarted` takes
-these away again, and the folder and its group folder when nothing else is left in them.  A folder that holds
-anything more (a previous run's checkpoints, metrics or config.yaml, a log with lines it had before this job) is
+these away again, the folder and its group folder when nothing else is left in them, and the folders above that
+Hydra made for this run (a new output_dir: `RunFoldersMade`, a Hydra callback, notes them before Hydra makes the
+folder).  A folder that holds anything more (a previous run's checkpoints, metrics or config.yaml, a log with lines it had before this job) is
 left as it is: it belongs to another run.
 """
 
@@ -16,9 +17,36 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
 
 #: the folder Hydra writes the composed config into (hydra.output_subdir)
 HYDRA_SUBDIR = ".hydra"
+
+#: the folders that did not exist when this process's single run began (RunFoldersMade), deepest first
+_made: list[Path] = []
+
+
+class RunFoldersMade(Callback):
+    """Notes, before Hydra makes a single run's folder with its parents, which of them do not exist yet (configs/
+    train.yaml: hydra.callbacks), so that a refused run takes away a new output_dir too.  A sweep's folders are
+    the sweeper's to take away (hydra_plugins/cbl_sweeper)."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        _made[:] = folders_to_make(Path(str(config.hydra.run.dir)))
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        _made.clear()  # an earlier single run's notes (in the same process) are not this sweep's
+
+
+def folders_to_make(folder: Path) -> list[Path]:
+    """The folders `folder.mkdir(parents=True)` would make, deepest first (absolute: the run may change directory)."""
+    folder, made = folder.absolute(), []
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
+    return made
 
 
 def job_logs() -> dict[Path, int]:
@@ -35,7 +63,8 @@ def job_logs() -> dict[Path, int]:
 def discard_unstarted(run_dir: Path, logs_at_start: dict[Path, int], wrote_hydra_subdir: bool) -> bool:
     """Remove what Hydra wrote for a run that never started: this process's logs that were empty when the task began
     and, when it wrote `.hydra/` (rank 0 only, configs/train.yaml), that folder; then `run_dir` and its parent when
-    they are left empty.  Nothing is removed when `run_dir` holds anything besides `.hydra/` and log files, or when
+    they are left empty, and the folders above them that Hydra made for this single run (`RunFoldersMade`) when
+    left empty.  Nothing is removed when `run_dir` holds anything besides `.hydra/` and log files, or when
     one of this process's logs held lines before the task began.  Returns whether `run_dir` is gone."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -51,7 +80,8 @@ def discard_unstarted(run_dir: Path, logs_at_start: dict[Path, int], wrote_hydra
         path.unlink(missing_ok=True)
     if wrote_hydra_subdir:
         shutil.rmtree(run_dir / HYDRA_SUBDIR, ignore_errors=True)
-    for folder in (run_dir, run_dir.parent):  # other ranks' logs, or other runs of the group, keep them
+    made_above = [f for f in _made if f not in (run_dir.absolute(), run_dir.parent.absolute())]
+    for folder in (run_dir, run_dir.parent, *made_above):  # other ranks' logs, or other runs, keep them
         try:
             folder.rmdir()
         except OSError:
