@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     m.add_argument("--classes", type=int, choices=[10, 100], default=10, help="10 (CIFAR-10, default) or 100")
     m.add_argument("--per-class", type=int, default=50, help="training images per class measured (default 50)")
     m.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
-    m.add_argument("--qualities", type=int, nargs="+", default=list(QUALITIES), help="qualities tried (default 60..95 by 5)")
+    m.add_argument("--qualities", type=int, nargs="+", default=list(QUALITIES), help="qualities tried (default: %(default)s)")
     m.add_argument("--json", help="also write the grid to this JSON file")
     m.add_argument("--readme", help="also replace the marked section of this Markdown file with the grid")
     m.add_argument("--marker", default="jpeg-quality", help="section name in the --readme markers (default jpeg-quality)")
