@@ -68,6 +68,14 @@ def test_mixed_failures_exit_1_and_a_diverged_job_records_why(tmp_path):
     assert finished.beta == diverged.beta == 0.0 and "non-finite training loss" in diverged.error
 
 
+def test_a_sweep_whose_jobs_all_started_and_failed_keeps_its_multirun_yaml(tmp_path):
+    """Every job diverged after it started: their folders record why, and the sweep's record stays beside them."""
+    proc = run_cli(["-m", *demo_overrides(epochs=1), "optim.lr=1e30", "seed=0,1", f"output_dir={tmp_path}"], cwd=tmp_path)
+    assert proc.returncode == 3 and error_lines(proc)[-1].startswith("error: 2 of 2 jobs failed"), proc.stderr
+    assert [r.status for r in find_runs(tmp_path / "demo")] == ["failed", "failed"]
+    assert (tmp_path / "demo" / "multirun.yaml").is_file()
+
+
 def test_a_sweep_of_finished_jobs_exits_0_with_no_error_line(tmp_path):
     proc = run_cli(["-m", *demo_overrides(epochs=1), "seed=0,1", f"output_dir={tmp_path}"], cwd=tmp_path)
     assert proc.returncode == 0 and not error_lines(proc), proc.stderr

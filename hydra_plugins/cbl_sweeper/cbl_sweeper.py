@@ -58,8 +58,17 @@ class CblSweeper(BasicSweeper):
 
 def _started(result: JobReturn, since: float) -> bool:
     """Whether the job's run started: it wrote its config.yaml, its first file (cbl.training.run), during the sweep."""
-    config = Path(result.working_dir or "") / "config.yaml"
+    config = _run_folder(result) / "config.yaml"
     return result.status == JobStatus.COMPLETED or (config.is_file() and config.stat().st_mtime >= since)
+
+
+def _run_folder(result: JobReturn) -> Path:
+    """The job's run folder: hydra.runtime.output_dir (the basic and bank launchers set it).  Not `working_dir`: with
+    hydra.job.chdir false (configs/train.yaml) that is the folder the command was launched from."""
+    try:
+        return Path(str(result.hydra_cfg.hydra.runtime.output_dir))
+    except AttributeError:  # a launcher that returns no Hydra config with its result
+        return Path(result.working_dir or "")
 
 
 class _SweepFolder:
