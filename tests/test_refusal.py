@@ -63,6 +63,8 @@ def test_the_output_dir_hydra_made_for_a_refused_single_run_goes_and_one_that_wa
     (tmp_path / "existing").mkdir()
     assert refused_single_run(tmp_path / "new" / "deeper" / "table2" / "run")
     assert list(tmp_path.iterdir()) == [tmp_path / "existing"]  # new/ and new/deeper/ went with the run
+    assert refused_single_run(tmp_path / "existing" / ".." / "new" / "table2" / "run")  # as written, not normalised
+    assert list(tmp_path.iterdir()) == [tmp_path / "existing"]
     assert refused_single_run(tmp_path / "existing" / "table2" / "run")
     assert list(tmp_path.iterdir()) == [tmp_path / "existing"] and not list((tmp_path / "existing").iterdir())
     RunFoldersMade().on_multirun_start(config=None)  # a sweep's folders are the sweeper's: nothing noted

@@ -15,6 +15,7 @@ left as it is: it belongs to another run.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ class RunFoldersMade(Callback):
 
 
 def folders_to_make(folder: Path) -> list[Path]:
-    """The folders `folder.mkdir(parents=True)` would make, deepest first (absolute: the run may change directory)."""
-    folder, made = folder.absolute(), []
+    """The folders `folder.mkdir(parents=True)` would make, deepest first; absolute and normalised, as Hydra's
+    hydra.runtime.output_dir (os.path.abspath), so that `discard_unstarted` compares like with like."""
+    folder, made = Path(os.path.abspath(folder)), []
     while not folder.exists() and folder != folder.parent:
         made.append(folder)
         folder = folder.parent
@@ -66,7 +68,7 @@ def discard_unstarted(run_dir: Path, logs_at_start: dict[Path, int], wrote_hydra
     they are left empty, and the folders above them that Hydra made for this single run (`RunFoldersMade`) when
     left empty.  Nothing is removed when `run_dir` holds anything besides `.hydra/` and log files, or when
     one of this process's logs held lines before the task began.  Returns whether `run_dir` is gone."""
-    run_dir = Path(run_dir)
+    run_dir = Path(os.path.abspath(run_dir))  # as Hydra's output_dir and the log handlers' file names
     if not run_dir.is_dir():
         return True
     mine = {p for p in logs_at_start if p.parent == run_dir}
@@ -80,7 +82,7 @@ def discard_unstarted(run_dir: Path, logs_at_start: dict[Path, int], wrote_hydra
         path.unlink(missing_ok=True)
     if wrote_hydra_subdir:
         shutil.rmtree(run_dir / HYDRA_SUBDIR, ignore_errors=True)
-    made_above = [f for f in _made if f not in (run_dir.absolute(), run_dir.parent.absolute())]
+    made_above = [f for f in _made if f not in (run_dir, run_dir.parent)]
     for folder in (run_dir, run_dir.parent, *made_above):  # other ranks' logs, or other runs, keep them
         try:
             folder.rmdir()
