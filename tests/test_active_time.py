@@ -64,3 +64,20 @@ def test_a_process_stopped_with_sigstop_does_not_count_the_pause():
         proc.kill()
     active, wall = map(float, out.split())
     assert wall >= 5.0 and active < wall - 3.0, (active, wall)
+
+
+def test_a_forked_child_keeps_its_own_clock():
+    """The parent's watcher thread does not survive a fork: the child's sleep must not read as a pause."""
+    from cbl.training.active_time import active_now
+
+    active_now()  # the parent's clock and watcher exist before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: 3 s of sleep are 3 s of active time
+        start = active_now()
+        time.sleep(3.0)
+        os.write(write, f"{active_now() - start:.2f}".encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert 2.9 <= float(os.read(read, 64)) <= 3.5
