@@ -93,6 +93,11 @@ def test_a_refused_run_keeps_an_output_dir_that_was_there_before(tmp_path):
     # several values without -m: Hydra's "Ambiguous value" report, as one line that says what to write instead
     (["loss.beta=0.0,0.9"], "error: loss.beta=0.0,0.9: several values run one job each only in a sweep: add -m "
                             "(cbl-train -m loss.beta=0.0,0.9); a list is one value in brackets, loss.beta=[0.0,0.9]"),
+    # a config group takes one option (no bracket advice); the override is quoted as typed
+    (["loss=softmax,focal"], "error: loss=softmax,focal: several values run one job each only in a sweep: add -m "
+                             "(cbl-train -m loss=softmax,focal)\n"),
+    (["seed=range(0,2)"], "error: seed=range(0,2): several values run one job each only in a sweep: add -m "
+                          "(cbl-train -m seed=range(0,2)); a list is one value in brackets, seed=[0,1]"),
 ])
 def test_an_override_that_does_not_compose_is_one_line_exit_2_and_writes_nothing(tmp_path, args, expected):
     out = tmp_path / "outputs"
@@ -101,7 +106,7 @@ def test_an_override_that_does_not_compose_is_one_line_exit_2_and_writes_nothing
                    cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith(expected), line
+    assert line == expected.rstrip("\n") if expected.endswith("\n") else line.startswith(expected), line  # \n: all of it
     assert "Traceback" not in proc.stderr + proc.stdout and not out.exists() and not (tmp_path / "outputs").exists()
 
 

@@ -5,8 +5,8 @@
                                       command line's swept values, expanded as Hydra's basic sweeper does
     resolved_hydra_config(overrides)  the YAML `--cfg hydra --resolve` prints (Hydra's node, the run dir resolved)
     override_problem(argv)            why the overrides do not compose, as one line naming the override (a misspelt
-                                      plain `key=value`, a group option that does not exist, a malformed value), for
-                                      every value of a sweep; None when they compose
+                                      plain `key=value`, a group option that does not exist, a malformed value,
+                                      several values without -m), for every value of a sweep; None when they compose
 
 cbl-train calls `override_problem` before Hydra writes anything, so a typo in one job of a sweep is the same one
 line and exit status 2 as a bad value (cbl.training.config.check).  Run selection (`--sweep` of the table, plot, collect
@@ -65,6 +65,7 @@ def resolved_hydra_config(overrides: list[str]) -> str:
 
 def override_problem(argv: list[str]) -> str | None:
     """Why the command line's overrides do not compose, in one line naming the override; None when they compose.
+    Several values without -m compose to nothing Hydra runs either: the line says to add -m.
 
     Every value of a swept override is tried (with the other overrides at their first value), and so is every value
     a sweep file lists (`hydra.sweeper.params`), so a typo in one job of a sweep refuses the sweep before any job
@@ -88,12 +89,9 @@ def override_problem(argv: list[str]) -> str | None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         problem, cfg = _compose_each_value(given)
         if problem is None and cfg is not None and not args.multirun:
-            swept = next((texts for texts in given if len(texts) > 1), None)
+            swept = next((i for i, texts in enumerate(given) if len(texts) > 1), None)
             if swept is not None and not str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
-                key = _override_key(swept[0])
-                values = ",".join(t.split("=", 1)[1] for t in swept)
-                return (f"{key}={values}: several values run one job each only in a sweep: add -m (cbl-train -m "
-                        f"{key}={values}); a list is one value in brackets, {key}=[{values}]")
+                return _several_values_problem(args.overrides[swept], given[swept])
         params = OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None
         if problem or not isinstance(params, Mapping):
             return problem
@@ -104,6 +102,16 @@ def override_problem(argv: list[str]) -> str | None:
         except OverrideParseException as e:
             return f"cannot parse the sweep file's hydra.sweeper.params: {_one_line(str(e))}"
         return _compose_each_value(given + listed, vary_from=len(given))[0] if listed else None
+
+
+def _several_values_problem(typed: str, expanded: list[str]) -> str:
+    """The line for several values given without -m (Hydra's "Ambiguous value"): add -m, or, for a key that takes a
+    list (not a config group, whose option is one name), write the list in brackets."""
+    key = _override_key(typed)
+    line = f"{typed}: several values run one job each only in a sweep: add -m (cbl-train -m {typed})"
+    if (CONFIG_DIR / key).is_dir():
+        return line
+    return f"{line}; a list is one value in brackets, {key}=[{','.join(t.split('=', 1)[1] for t in expanded)}]"
 
 
 def _override_key(text: str) -> str:
