@@ -65,3 +65,28 @@ def test_figures_refuse_runs_of_two_schedules_and_an_empty_folder_in_one_line(tm
     # the paper's recipe (the default) never takes data the paper has no recipe for: Figure 3 alone
     assert plot_script.main([*figs, "--out", str(tmp_path / "paper")]) == 0
     assert [p.name for p in (tmp_path / "paper").iterdir()] == ["fig3_cb_term.png"]
+
+
+def test_the_figures_where_hint_selects_one_schedule_by_what_the_runs_recorded(tmp_path, capsys):
+    """Runs told apart by milestones (a list) and lr (shown after the linear scaling rule): the hint follows the
+    recorded value, and following it draws the figures of one schedule."""
+    write_run(tmp_path / "runs" / "a", **DIGITS, seed=0, epochs=6, recipe={"milestones": [2, 3], "lr": 0.05})
+    write_run(tmp_path / "runs" / "b", **DIGITS, seed=1, epochs=6, recipe={"milestones": [4, 5], "lr": 0.1})
+    figs = ["--out", str(tmp_path / "figs"), "--runs", str(tmp_path / "runs"), "--recipe", "all"]
+    with pytest.raises(SystemExit):
+        plot_script.main(figs)
+    hint = capsys.readouterr().err.strip().rsplit("--where ", 1)[1]
+    assert hint in ("milestones=[2,3]", "milestones=[4,5]"), hint
+    assert plot_script.main([*figs, "--where", hint]) == 0
+
+
+def test_where_reads_a_list_as_itself_and_an_unrecorded_precision_as_float32(tmp_path):
+    from cbl.reporting.runs import select_runs
+
+    write_run(tmp_path / "old", **DIGITS, seed=0, recipe={"milestones": [2, 3]})  # no precision field recorded
+    write_run(tmp_path / "bf16", **DIGITS, seed=1, recipe={"milestones": [4, 5]}, precision="bf16")
+    runs = find_runs(tmp_path)
+    assert [r.seed for r in select_runs(runs, where=["milestones=[2, 3]"])] == [0]
+    assert [r.seed for r in select_runs(runs, where=["precision=fp32"])] == [0]
+    old = [r for r in runs if r.seed == 0]
+    assert [r.seed for r in select_runs(old, where=["order=shuffled"])] == [0]  # no run records it: the reference

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                 labels = sorted(schedule_labels(r.schedule() for r in rs).values())
                 if len(labels) > 1:  # nor runs of different schedules (datasets without a paper recipe)
                     fail(prog, f"the {dataset[0]} runs under {' '.join(args.runs)} have {len(labels)} schedules "
-                               f"({'; '.join(labels)}): pick one with --where, e.g. --where {labels[0].split(', ')[0]}")
+                               f"({'; '.join(labels)}): pick one with --where, e.g. --where {_where_one_schedule(rs)}")
             note = f"not the paper's setting: {recipes[0]}" if recipes and recipes[0] else ""
             written.append(figures.plot_cb_term(fig3))
             counts = figures.samples_per_class_data(finished)
@@ -124,6 +124,18 @@ def _relative_name(run, roots: list[str]) -> str:
             continue
         return run.path.resolve().name if rel == "." else rel
     return run.path.name
+
+
+def _where_one_schedule(runs: list) -> str:
+    """A --where condition that keeps one of the runs' schedules: a schedule key whose recorded value (what --where
+    compares, not the label's lr after the linear scaling rule) differs among them, with the first run's value."""
+    from cbl.training.recipes import SCHEDULE_KEYS
+
+    for key in sorted(SCHEDULE_KEYS, key=lambda k: k == "lr"):  # lr last: its recorded value is not the one shown
+        values = [r.config.get(key) for r in runs]
+        if len({str(v) for v in values}) > 1:
+            return f"{key}={str(values[0]).replace(' ', '')}"
+    return "epochs=..."  # (runs told apart only by what a schedule label shows)
 
 
 if __name__ == "__main__":

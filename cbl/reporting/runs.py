@@ -398,13 +398,14 @@ def select_runs(runs: list[Run], recipe: str = "all", where: Iterable[str] = ())
     """The runs a table or figure shows.  Finished runs are kept when their recipe matches `recipe` ("paper": no
     recipe difference on a dataset of the paper, the runs that may fill the paper's cells; "all"; or a recipe spelled as
     `", ".join(run.recipe_differences())`, e.g. "precision=bf16, data=npz:x.npz@sha256:...") and every
-    `where` condition "key=value" holds for their recorded fields (`Run.config`; numbers compare as numbers, text as
-    a shell-style pattern, e.g. data_source='npz:*').
+    `where` condition "key=value" holds for their recorded fields (`Run.config`; numbers compare as numbers, a list
+    as itself, spaces aside, e.g. milestones=[160,180], other text as a shell-style pattern, e.g. data_source='npz:*';
+    a run that does not record precision or order ran at float32, in the shuffled order: REFERENCE_RUNTIME).
     Failed and incomplete runs are kept when they meet the `where` conditions they record, so tables can list them."""
     conditions = [_condition(w) for w in where]
     recorded = [r.config for r in runs if r.config]
     for key, value in conditions:  # a misspelt key would select nothing, silently
-        if recorded and not any(key in fields for fields in recorded):
+        if recorded and key not in REFERENCE_RUNTIME and not any(key in fields for fields in recorded):
             known = sorted({k for fields in recorded for k in fields})
             raise SelectionError(f"--where {key}={value}: no run records a field {key!r}; the fields are "
                                  f"{', '.join(known)}")
@@ -431,14 +432,21 @@ def _condition(text: str) -> tuple[str, str]:
 def _holds(run: Run, key: str, value: str) -> bool:
     if not run.config:  # nothing recorded (an incomplete run): it cannot be told apart, keep it
         return True
-    have = run.config.get(key)
+    # a run recorded before precision / order were fields ran at their reference value, as recipe_differences reads it
+    have = run.config.get(key, REFERENCE_RUNTIME.get(key))
     if isinstance(have, bool):  # true / false as YAML and JSON spell them
         return str(have).lower() == value.lower()
     try:
         return have is not None and not isinstance(have, bool) and float(have) == float(value)
     except (TypeError, ValueError):
+        if _spaceless(str(have)) == _spaceless(value):  # a list, e.g. milestones=[160,180]: its brackets are not a pattern
+            return True
         # text compares as a shell-style pattern: data_source='npz:cifar10_jpeg_lossy.npz@*'
         return fnmatch.fnmatchcase(str(have).lower(), value.lower())
+
+
+def _spaceless(text: str) -> str:
+    return "".join(text.split()).lower()
 
 
 def one_vote(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, list[Run]]]]:
