@@ -78,3 +78,4 @@ def test_one_sweep_across_the_group_folders_its_runs_landed_in(tmp_path, capsys)
     assert out.rstrip().endswith("\n".join(f"  {name}" for name in names[4:]))
     p = run_script("sweep_summary", *roots, "--sweep", "sweep=methods_demo seed=7")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run of --sweep" in p.stderr
+    assert f"none of its {len(names)} job(s) has a run folder" in p.stderr

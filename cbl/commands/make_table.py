@@ -18,7 +18,7 @@ the head / medium / tail classes of multi-label runs, --metric picking the last 
 The table is always printed; --out also writes it, --readme replaces the text between <!-- cbl:NAME:start -->
 and <!-- cbl:NAME:end --> (NAME: table2, table3, or the --table name, or --marker).  Failed and incomplete runs
 are left out and listed by folder and status, never with their error text (it would land in the README); `make
-sweep-status` (cbl-sweep-summary) says why each stopped.  See cbl/reporting/tables.py.
+sweep-status` (cbl-sweep-summary) says why each stopped.  See cbl/reporting/tables.py (the tables, one module each).
 
 --wandb-project also logs the table to W&B as a run of job type "table" (a wandb.Table, rows as printed, and the
 --figure images), so the dashboard (`make dashboard`) shows the README's numbers; offline by default (`wandb sync

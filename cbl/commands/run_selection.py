@@ -37,10 +37,15 @@ def selected_runs(args: argparse.Namespace, missing_ok: bool = False) -> list[Ru
 
 def of_sweep(runs: list[Run], sweep: str) -> list[Run]:
     """The runs of the multirun `sweep` ("sweep=methods seed=0,1"), by the run names its jobs get."""
+    names = sweep_names(sweep)
+    return [r for r in runs if r.path.name in names]
+
+
+def sweep_names(sweep: str) -> set[str]:
+    """The run names of the multirun `sweep`'s jobs (one-line RunsError for a bad override or an unknown sweep)."""
     from cbl.training.overrides import sweep_runs  # Hydra: only when asked for
 
     try:
-        names = sweep_runs(shlex.split(sweep))
+        return sweep_runs(shlex.split(sweep))
     except Exception as e:  # a bad override, an unknown sweep: one line
         raise RunsError(f"--sweep {sweep!r}: {str(e).splitlines()[0]}") from None
-    return [r for r in runs if r.path.name in names]

@@ -20,7 +20,7 @@ import sys
 import time
 
 from cbl.cli import ArgumentParser, fail
-from cbl.commands.run_selection import of_sweep
+from cbl.commands.run_selection import sweep_names
 from cbl.reporting.runs import Run, RunsError, find_runs
 
 PROG = "cbl-sweep-summary"
@@ -79,36 +79,29 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = p.parse_args(argv)
     found: dict[str, list[Run]] = {}
     try:
+        names = sweep_names(args.sweep) if args.sweep else None  # the sweep's jobs, composed once
         for root in args.roots:
             try:
                 found[root] = find_runs(root)
             except RunsError:
                 if not args.sweep or len(args.roots) == 1:
                     raise
-            if args.sweep and root in found:
-                found[root] = of_sweep(found[root], args.sweep)
+            if names is not None and root in found:
+                found[root] = [r for r in found[root] if r.path.name in names]
         if not any(found.values()):
-            raise RunsError(f"no run of --sweep {args.sweep!r} under {' '.join(args.roots)}" if args.sweep else
-                            f"no runs under {' '.join(args.roots)}")
+            raise RunsError(f"no run of --sweep {args.sweep!r} under {' '.join(args.roots)}: none of its "
+                            f"{len(names)} job(s) has a run folder (refused before it started, or not launched yet)"
+                            if args.sweep else f"no runs under {' '.join(args.roots)}")
     except RunsError as e:
         fail(prog, str(e))
     text = "\n\n".join(summary(root, runs) for root, runs in found.items() if runs or len(args.roots) == 1)
-    missing = _not_started(args.sweep, found) if args.sweep else []
+    have = {r.path.name for runs in found.values() for r in runs}
+    missing = sorted(names - have) if names is not None else []
     if missing:
         text += (f"\n\nnot started ({len(missing)}): jobs of the sweep without a run folder (refused before they "
                  "started, or not launched yet):\n" + "\n".join(f"  {name}" for name in missing))
     print(text)
     return 0 if not missing and all(r.status == "finished" for runs in found.values() for r in runs) else 1
-
-
-def _not_started(sweep: str, found: dict[str, list[Run]]) -> list[str]:
-    """The run names of the sweep's jobs that have no folder under any of the roots."""
-    import shlex
-
-    from cbl.training.overrides import sweep_runs
-
-    have = {r.path.name for runs in found.values() for r in runs}
-    return sorted(sweep_runs(shlex.split(sweep)) - have)
 
 
 if __name__ == "__main__":

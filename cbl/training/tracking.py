@@ -29,7 +29,7 @@ readable prefix (dataset, IF, model, method, loss, beta, gamma, precision, epoch
 run_fields value except the seed (the settings beyond the paper, the recipe, the data source, ...), so two
 configurations never share a group even where the prefix cannot tell them apart (a field added to run_fields
 changes the hash: runs logged before and after such a change fall into different groups).  The data subset seed
-(dataset.subset_seed) is not a run field: like the tables (cbl/reporting/tables.py), the group averages over it.
+(dataset.subset_seed) is not a run field: like the tables (cbl/reporting/table_parts.py), the group averages over it.
 job_type is the method; tags name the dataset, the imbalance factor (`if100`), the model and the loss.
 
 Resume: one wandb run per run directory, each epoch logged once.
@@ -84,7 +84,7 @@ WANDB_MODES = ("online", "offline", "disabled")
 ROWS_FILE = "cbl-rows.jsonl"
 #: beyond this many classes, per-class accuracy is logged as one histogram per evaluation, not one series per class
 MAX_CLASS_SERIES = 100
-#: summary fields the tables read (cbl/reporting/tables.py), besides shot_acc/*
+#: summary fields the tables read (cbl/reporting/table_parts.py: METRICS; the table modules), besides shot_acc/*
 SUMMARY_KEYS = ("top1_err", "top5_err", "ece", "nll", "best_top1_err", "best_epoch", "epochs_completed", "map", "best_map")
 #: run_fields that runs averaged together may differ in
 SEED_KEYS = ("seed",)
