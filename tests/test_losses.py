@@ -1,5 +1,7 @@
 """cbl.losses.class_balanced against independent float64 references (tests/reference.py) and against PyTorch's own ops."""
 
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -49,7 +51,7 @@ def test_beta_zero_gives_ones_and_beta_to_one_gives_inverse_frequency():
     np.testing.assert_allclose(class_balanced_weights(counts, 1 - 1e-9).numpy(), inv, rtol=1e-4)
     # monotone in beta: the tail weight grows as beta approaches 1
     tail = [class_balanced_weights(counts, b)[-1].item() for b in BETAS]
-    assert tail == sorted(tail)
+    assert all(a < b for a, b in zip(tail, tail[1:])), tail
 
 
 def test_equal_counts_give_equal_weights_for_any_beta():
@@ -67,7 +69,7 @@ REFERENCE = {
 
 @pytest.mark.parametrize("loss_type", list(LOSS_TYPES))
 def test_losses_match_float64_reference_on_random_inputs(loss_type):
-    rng = np.random.default_rng(hash(loss_type) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(loss_type.encode()))  # the same inputs in every process
     for trial in range(40):
         batch = int(rng.integers(1, 65))
         classes = int(rng.choice([2, 3, 10, 37, 100, 1000]))

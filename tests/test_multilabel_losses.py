@@ -1,6 +1,8 @@
 """Multi-hot and dense targets of the class-balanced losses, and samples_per_class, against the float64
 re-derivations of tests/reference.py (multilabel_cb, dense_cb, class_counts) and PyTorch's own ops."""
 
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -30,7 +32,7 @@ def multi_hot_problem(rng: np.random.Generator, batch: int, classes: int, densit
 @pytest.mark.parametrize("weighting", ["sample", "class"])
 @pytest.mark.parametrize("loss_type,gamma", BINARY)
 def test_multi_hot_matches_float64_reference(loss_type, gamma, weighting):
-    rng = np.random.default_rng(hash((loss_type, gamma, weighting)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((loss_type, gamma, weighting)).encode()))
     for trial in range(15):
         batch, classes = int(rng.integers(1, 17)), int(rng.choice([2, 3, 10, 37]))
         counts, z, t = multi_hot_problem(rng, batch, classes, density=float(rng.uniform(0.05, 0.9)))
@@ -140,7 +142,7 @@ def dense_problem(rng: np.random.Generator, spatial: tuple, classes: int, ignore
 @pytest.mark.parametrize("loss_type,gamma", [("softmax", 0.0), *BINARY])
 @pytest.mark.parametrize("spatial", [(5,), (4, 3), (2, 3, 2)])
 def test_dense_targets_match_float64_reference(loss_type, gamma, spatial):
-    rng = np.random.default_rng(hash((loss_type, gamma, spatial)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((loss_type, gamma, spatial)).encode()))
     for trial in range(6):
         classes = int(rng.choice([2, 5, 21]))
         counts, z, y = dense_problem(rng, spatial, classes, ignored=float(rng.choice([0.0, 0.3, 0.9])))

@@ -4,7 +4,9 @@ values, missing or corrupt data and wandb failures are reported in one line and 
 
 import json
 import logging
+import re
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,9 +59,13 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_result(tmp_path, r
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     (run,) = find_runs(tmp_path)
     assert not (run.path / "metrics.json").exists()
+    saved = list_checkpoints(run.path)
     resumed = run_cli([*CLI, f"output_dir={tmp_path}", "resume=true"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(run.path, reference)
+    # it went on from the newest checkpoint, not from scratch (which, deterministic, would give the same numbers)
+    log = (run.path / "train.log").read_text()
+    assert (f"(epoch {saved[0][0]})" in log.split("resuming", 1)[-1].splitlines()[0]) if saved else "resuming" not in log
     assert not list((run.path / "checkpoints").glob(".*tmp*"))  # the orphan of a killed write is cleaned up
 
 
@@ -77,7 +83,7 @@ def test_killed_twice_and_a_corrupt_checkpoint_still_reproduce(tmp_path, referen
     assert_same_run(run.path, reference)
 
 
-def test_resnet32_with_batchnorm_resumes_exactly_in_process(tmp_path):
+def test_resnet32_with_batchnorm_resumes_exactly_in_process(tmp_path, caplog):
     """The CIFAR model (BN running statistics, momentum buffers, per-step warm-up) through a kill-free
     stop/resume in-process: 3 epochs straight vs 2 + 1."""
     over = [*tiny_cifar_overrides(tmp_path / "data", epochs=3), *QUIET, "loss=focal", "loss.beta=0.99",
@@ -89,7 +95,9 @@ def test_resnet32_with_batchnorm_resumes_exactly_in_process(tmp_path):
         if epoch == 3:
             path.unlink()
     (part / "metrics.json").unlink()
-    resumed = train(compose_cfg(*over, "resume=true"), part)
+    with caplog.at_level(logging.INFO):
+        resumed = train(compose_cfg(*over, "resume=true"), part)
+    assert any("resuming" in m and m.endswith("(epoch 2)") for m in caplog.messages), caplog.messages
     for key in COMPARED:
         assert resumed[key] == full[key], key
 
@@ -233,10 +241,21 @@ def test_wandb_gets_the_fields_dashboards_group_by(tmp_path, monkeypatch):
     assert calls["finish"] == 0
 
 
-def test_metrics_files_are_never_half_written(tmp_path):
-    """metrics.json / metrics.jsonl go through the same atomic write as checkpoints."""
-    source = (ROOT / "cbl" / "train.py").read_text()
-    assert "open(" not in source.replace("# open(", "")  # every file write goes through atomic_write*
-    cfg = compose_cfg(*demo_overrides(epochs=1), *QUIET)
+def test_metrics_files_are_never_half_written(tmp_path, monkeypatch):
+    """metrics.json / metrics.jsonl go through the same atomic write as checkpoints, and nothing else writes them."""
+    from cbl.training import checkpoint, run_files
+
+    written, real = [], checkpoint.atomic_write_text
+
+    def recording(path, text):
+        written.append(Path(path).name)
+        return real(path, text)
+
+    monkeypatch.setattr(run_files, "atomic_write_text", recording)
+    for module in ("run.py", "run_files.py", "bank.py"):  # the writers of a run folder: no plain open() for writing
+        source = (ROOT / "cbl" / "training" / module).read_text()
+        assert not re.search(r"open\([^)]*['\"][wa]", source) and ".write_text(" not in source, module
+    cfg = compose_cfg(*demo_overrides(epochs=2), *QUIET)
     train(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "finished"
+    assert {"metrics.json", "metrics.jsonl", "config.yaml"} <= set(written) and written.count("metrics.jsonl") >= 2
