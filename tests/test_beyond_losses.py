@@ -197,15 +197,21 @@ def test_tau_one_is_balanced_softmax_and_tau_zero_is_cross_entropy():
     torch.testing.assert_close(balanced_softmax_loss(zt + 7.0, yt, counts), balanced_softmax_loss(zt, yt, counts))
 
 
-@pytest.mark.parametrize("make", [lambda c: BalancedSoftmaxLoss(c), lambda c: LogitAdjustedLoss(c, 1.5),
-                                  lambda c: LDAMLoss(c, 0.5, 30.0)], ids=["bs", "la", "ldam"])
-def test_adjusted_losses_are_stable_and_autocast(make):
+@pytest.mark.parametrize("make,reference", [
+    # (balanced softmax is the tau = 1 logit adjustment; its ratio-form reference overflows at these logits)
+    (lambda c: BalancedSoftmaxLoss(c), lambda z, y, c: ref.logit_adjusted(z, y, c, 1.0)),
+    (lambda c: LogitAdjustedLoss(c, 1.5), lambda z, y, c: ref.logit_adjusted(z, y, c, 1.5)),
+    (lambda c: LDAMLoss(c, 0.5, 30.0), lambda z, y, c: ref.ldam(z, y, c, 0.5, 30.0))], ids=["bs", "la", "ldam"])
+def test_adjusted_losses_are_stable_and_autocast(make, reference):
     counts = [5000, 500, 50, 5]
     crit = make(counts)
     big = torch.tensor([[-1000.0, 1000.0, 0.0, 0.0], [1000.0, -1000.0, 0.0, 0.0]], requires_grad=True)
     loss = crit(big, torch.tensor([0, 0]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(big.grad).all()
+    # not merely finite: the value of the float64 reference (thousands, from the wrong row alone)
+    expected = reference(big.detach().double().numpy(), np.array([0, 0]), counts)
+    assert expected > 900 and loss.item() == pytest.approx(expected, rel=1e-5)
     torch.manual_seed(0)
     layer, x, y = torch.nn.Linear(8, 4), torch.randn(16, 8), torch.randint(0, 4, (16,))
     full = crit(torch.tanh(layer(x)), y)
