@@ -54,9 +54,13 @@ def test_malformed_file_gives_a_clear_error(monkeypatch):
         paper._table2.cache_clear()
 
 
-def test_paper_tables_md_is_package_data_and_a_verbatim_copy():
+def test_paper_tables_md_is_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "paper_tables.md" in config["tool"]["setuptools"]["package-data"]["cbl.reporting"]
-    shared = ROOT.parent / "shared" / "PAPER_TABLES.md"  # present in the development checkout, not in CI clones
-    if shared.is_file():
-        assert (ROOT / "cbl" / "reporting" / "paper_tables.md").read_bytes() == shared.read_bytes()
+
+
+def test_paper_tables_md_is_a_verbatim_copy_of_the_shared_reference():
+    shared = ROOT.parent / "shared" / "PAPER_TABLES.md"  # beside the checkout (and its CI clone)
+    if not shared.is_file():
+        pytest.skip(f"{shared} not present")
+    assert (ROOT / "cbl" / "reporting" / "paper_tables.md").read_bytes() == shared.read_bytes()
