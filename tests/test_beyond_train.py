@@ -2,6 +2,8 @@
 `python -m cbl.train` and `scripts/make_table.py --table methods` fills the README marker; deferred re-weighting
 switches at the right epoch in the training loop, and a DRW run with class-aware sampling resumes exactly."""
 
+import logging
+
 import pytest
 import torch
 
@@ -85,7 +87,7 @@ def test_drw_switches_in_the_training_loop_after_drw_epoch_epochs(tmp_path, monk
 
 @pytest.mark.parametrize("overrides", [["method=drw", "sampler=class_balanced"], ["method=ldam_drw", "sampler=sqrt"]],
                          ids=["drw+cb_resample", "ldam_drw+sqrt_resample"])
-def test_drw_with_resampling_resumes_exactly(tmp_path, overrides):
+def test_drw_with_resampling_resumes_exactly(tmp_path, overrides, caplog):
     args = [*demo_overrides(epochs=4), *QUIET, *overrides, "loss.drw_epoch=2"]
     full = train(compose_cfg(*args), tmp_path / "full")
     stopped = tmp_path / "stopped"
@@ -95,7 +97,10 @@ def test_drw_with_resampling_resumes_exactly(tmp_path, overrides):
             path.unlink()
     (stopped / "metrics.json").unlink()
     assert load_latest_checkpoint(stopped)["epoch"] == 2
-    resumed = train(compose_cfg(*args, "resume=true"), stopped)
+    with caplog.at_level(logging.INFO):
+        resumed = train(compose_cfg(*args, "resume=true"), stopped)
+    # from epoch 2's checkpoint, not from scratch (which, deterministic, would give the same numbers)
+    assert any("resuming" in m and m.endswith("(epoch 2)") for m in caplog.messages), caplog.messages
     for key in ("top1_err", "top5_err", "best_top1_err", "per_class_acc"):
         assert resumed[key] == full[key], key
     assert [r["train_loss"] for r in read_history(stopped)] == [r["train_loss"] for r in read_history(tmp_path / "full")]
