@@ -83,12 +83,17 @@ def discard_unstarted(run_dir: Path, logs_at_start: dict[Path, int], wrote_hydra
     if wrote_hydra_subdir:
         shutil.rmtree(run_dir / HYDRA_SUBDIR, ignore_errors=True)
     made_above = [f for f in _made if f not in (run_dir, run_dir.parent)]
-    for folder in (run_dir, run_dir.parent, *made_above):  # other ranks' logs, or other runs, keep them
+    remove_empty([run_dir, run_dir.parent, *made_above])  # other ranks' logs, or other runs, keep them
+    return not run_dir.exists()
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders in order, deepest first, up to the first that is not empty (it, and those above, stay)."""
+    for folder in folders:
         try:
             folder.rmdir()
         except OSError:
             break
-    return not run_dir.exists()
 
 
 def _close_handlers(paths: set[Path]) -> None:

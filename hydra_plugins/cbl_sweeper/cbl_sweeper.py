@@ -77,22 +77,19 @@ class _SweepFolder:
     MULTIRUN = "multirun.yaml"
 
     def __init__(self, folder: Path) -> None:
+        from cbl.training.refusal import folders_to_make  # imported late: Hydra imports every plugin at start-up
+
         self.folder, self.since = folder, time.time() - 1.0  # a second early: coarse file-system clocks
         file = folder / self.MULTIRUN
         self.previous = file.read_bytes() if file.is_file() else None
-        self.made = []  # the folders mkdir(parents=True) will make, deepest first
-        while not folder.exists() and folder != folder.parent:
-            self.made.append(folder)
-            folder = folder.parent
+        self.made = folders_to_make(folder)  # what the basic sweeper's mkdir(parents=True) will make, deepest first
 
     def restore(self) -> None:
         file = self.folder / self.MULTIRUN
         if self.previous is not None:
             file.write_bytes(self.previous)
             return
+        from cbl.training.refusal import remove_empty
+
         file.unlink(missing_ok=True)
-        for folder in self.made:
-            try:
-                folder.rmdir()  # only when empty: a refused job's folder is gone already (cbl.training.refusal)
-            except OSError:
-                break
+        remove_empty(self.made)  # only when empty: a refused job's folder is gone already (cbl.training.refusal)
